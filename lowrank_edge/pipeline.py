@@ -1,0 +1,297 @@
+"""The end-to-end job: train (or load) a base model, then compress, fine-tune and measure
+it at each energy threshold, and write results.json, report.md and plots.
+
+Each step is a plain function over plain data; `run_pipeline` only sequences them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from lowrank_edge.data.dataset import Dataset
+from lowrank_edge.errors import LowrankEdgeError
+from lowrank_edge.fileio import check_can_write, write_json_atomic
+from lowrank_edge.measure import accuracy_record, cost_record, file_bytes, relative_figures
+from lowrank_edge.model_io import load_model, save_model
+from lowrank_edge.resnet import ResNetConfig
+from lowrank_edge.train import FitConfig, FitResult, fit
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CompressOptions:
+    """How ranks are chosen and which layers are touched (exactly one of energy/rank/fraction)."""
+
+    energy: float | None = None
+    rank: int | None = None
+    fraction: float | None = None
+    measure: str = "squared"  # energy as sum of sigma^2 ("squared") or of sigma ("abs")
+    round_to: int | None = None  # round ranks up to a multiple (never above full rank)
+    break_even: bool = True  # keep a layer dense when factorising saves nothing
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    def policy(self):
+        """The rank policy object these options describe."""
+        from lowrank_edge.compress import EnergyPolicy, FixedRankPolicy, FractionPolicy
+
+        chosen = [v is not None for v in (self.energy, self.rank, self.fraction)]
+        if sum(chosen) != 1:
+            raise LowrankEdgeError("choose exactly one of --energy, --rank and --rank-fraction")
+        if self.energy is not None:
+            return EnergyPolicy(self.energy, measure=self.measure)
+        if self.rank is not None:
+            return FixedRankPolicy(self.rank)
+        return FractionPolicy(self.fraction)
+
+    def label(self) -> str:
+        """Short model name for these options: e75, r16, f0.25."""
+        if self.energy is not None:
+            return f"e{self.energy * 100:g}"
+        if self.rank is not None:
+            return f"r{self.rank}"
+        return f"f{self.fraction:g}"
+
+
+@dataclass
+class CompressedModel:
+    """The output of compress (+ optional fine-tune): the model and what was done to it."""
+
+    model: object
+    compression: dict
+    accuracy_before_finetune: dict = field(default_factory=dict)
+    finetune: FitResult | None = None
+
+
+def compress_and_finetune(
+    model,
+    options: CompressOptions,
+    data: Dataset | None = None,
+    finetune: FitConfig | None = None,
+    log: Log = print,
+) -> CompressedModel:
+    """Factorise `model` (left untouched) and, given data and epochs, fine-tune the result."""
+    from lowrank_edge.compress import compress_model
+
+    result = compress_model(
+        model,
+        options.policy(),
+        rounding=options.round_to,
+        break_even=options.break_even,
+        include=options.include,
+        exclude=options.exclude,
+    )
+    compression = result.to_dict()
+    compression["options"] = asdict(options)
+    out = CompressedModel(model=result.model, compression=compression)
+    log(_compression_summary(compression))
+    if data is not None:
+        out.accuracy_before_finetune = accuracy_record(result.model, data)
+        log(
+            f"accuracy before fine-tuning: val {out.accuracy_before_finetune['val']:.4f} "
+            f"test {out.accuracy_before_finetune['test']:.4f}"
+        )
+        if finetune is not None and finetune.epochs > 0:
+            log(f"fine-tuning for up to {finetune.epochs} epochs")
+            out.finetune = fit(result.model, data, finetune)
+    return out
+
+
+def _compression_summary(compression: dict) -> str:
+    layers = compression.get("layers", [])
+    done = sum(1 for layer in layers if layer.get("status") == "factorised")
+    return f"factorised {done} of {len(layers)} candidate layers"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything `run_pipeline` needs; defaults are the reference MNIST run."""
+
+    dataset: str = "mnist"
+    out_dir: Path = Path("models/mnist")
+    data_dir: Path | None = None
+    energies: tuple[float, ...] = (0.5, 0.75, 0.9)
+    base: Path | None = None
+    model: ResNetConfig = ResNetConfig()
+    train: FitConfig = FitConfig(epochs=5, learning_rate=2e-3)
+    finetune: FitConfig = FitConfig(epochs=2, learning_rate=5e-4, patience=2)
+    compress: CompressOptions = CompressOptions(energy=0.75)
+    export_formats: tuple[str, ...] = ()
+    tflite_variants: tuple[str, ...] = ("float32",)
+    overwrite: bool = False
+
+
+def run_pipeline(
+    config: PipelineConfig, data: Dataset | None = None, log: Log = print
+) -> list[dict]:
+    """Run the whole job and return one record per model (also written to results.json)."""
+    from lowrank_edge.data import load_dataset
+
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results_path = out_dir / "results.json"
+    check_can_write(results_path, config.overwrite)
+    if data is None:
+        log(f"[data] loading {config.dataset}")
+        data = load_dataset(config.dataset, config.data_dir)
+    log(
+        f"[data] {data.name}: {len(data.x_train)} train, {len(data.x_val)} val, "
+        f"{len(data.x_test)} test, {data.num_classes} classes"
+    )
+
+    base_model, base_path, base_record = _base_model(config, data, out_dir, log)
+    records = [base_record]
+    for energy in config.energies:
+        options = replace(config.compress, energy=energy, rank=None, fraction=None)
+        records.append(
+            _compressed_record(config, options, base_model, base_record, data, out_dir, log)
+        )
+
+    if config.export_formats:
+        _export_all(config, data, out_dir, base_path, records, log)
+
+    summary = {"settings": _settings(config), "dataset": _dataset_facts(data), "models": records}
+    write_json_atomic(results_path, summary, overwrite=True)
+    log(f"[report] wrote {results_path}")
+    _write_reports(summary, out_dir, log)
+    return records
+
+
+def _base_model(config: PipelineConfig, data: Dataset, out_dir: Path, log: Log):
+    """Load `config.base`, or train a fresh mini-ResNet and save it as base.keras."""
+    from lowrank_edge.resnet import build_mini_resnet
+
+    record: dict = {"name": "base", "kind": "original"}
+    if config.base is not None:
+        log(f"[base] loading {config.base}")
+        model, path = load_model(config.base), Path(config.base)
+    else:
+        path = out_dir / "base.keras"
+        check_can_write(path, config.overwrite)
+        model_config = replace(config.model, num_classes=data.num_classes)
+        model = build_mini_resnet(model_config)
+        log(f"[base] training a mini-ResNet {model_config} for {config.train.epochs} epochs")
+        record["train"] = fit(model, data, config.train).to_dict()
+        save_model(model, path, overwrite=config.overwrite)
+        log(f"[base] saved {path}")
+    record.update(path=str(path), file_bytes=file_bytes(path), **cost_record(model))
+    record["accuracy"] = accuracy_record(model, data)
+    log(
+        f"[base] params {record['params']:,}  MACs {record['macs']:,}  "
+        f"test accuracy {record['accuracy']['test']:.4f}"
+    )
+    return model, path, record
+
+
+def _compressed_record(config, options, base_model, base_record, data, out_dir, log) -> dict:
+    """Compress at one setting, fine-tune, save `<label>.keras` (+ sidecar) and measure it."""
+    label = options.label()
+    path = out_dir / f"{label}.keras"
+    check_can_write(path, config.overwrite)
+    log(f"[{label}] compressing with {options.policy()}")
+    start = time.perf_counter()
+    compressed = compress_and_finetune(base_model, options, data, config.finetune, log)
+    seconds = time.perf_counter() - start
+    save_model(compressed.model, path, overwrite=config.overwrite)
+    write_json_atomic(sidecar_path(path), compressed.compression, overwrite=True)
+    record = {
+        "name": label,
+        "kind": "compressed",
+        "path": str(path),
+        "file_bytes": file_bytes(path),
+    }
+    record.update(cost_record(compressed.model))
+    record["accuracy"] = {
+        **{f"before_finetune_{k}": v for k, v in compressed.accuracy_before_finetune.items()},
+        **accuracy_record(compressed.model, data),
+    }
+    record.update(relative_figures(record, base_record))
+    record["finetune"] = compressed.finetune.to_dict() if compressed.finetune else None
+    record["compression"] = compressed.compression
+    record["seconds"] = round(seconds, 2)
+    log(
+        f"[{label}] params {record['params']:,} ({record['param_reduction']:.1%} fewer)  "
+        f"theoretical speedup {record['theoretical_speedup']:.2f}x  "
+        f"test accuracy {record['accuracy']['before_finetune_test']:.4f} -> "
+        f"{record['accuracy']['test']:.4f}"
+    )
+    return record
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    """Where the compression facts of `<stem>.keras` live: `<stem>.compression.json`."""
+    model_path = Path(model_path)
+    return model_path.with_name(f"{model_path.stem}.compression.json")
+
+
+def _export_all(config, data, out_dir, base_path, records, log) -> None:
+    """Export every model of the run into `<out_dir>/<name>/` with its manifest."""
+    from lowrank_edge.export import export_model
+
+    for record in records:
+        target = out_dir / record["name"]
+        log(f"[export] {record['name']} -> {target}/ ({', '.join(config.export_formats)})")
+        manifest = export_model(
+            record["path"],
+            target,
+            formats=config.export_formats,
+            tflite_variants=config.tflite_variants,
+            dataset=data,
+            overwrite=config.overwrite,
+            log=log,
+        )
+        record["export"] = {"dir": str(target), "manifest": manifest.to_dict()}
+
+
+def _settings(config: PipelineConfig) -> dict:
+    settings = asdict(config)
+    settings["out_dir"] = str(config.out_dir)
+    settings["data_dir"] = str(config.data_dir) if config.data_dir else None
+    settings["base"] = str(config.base) if config.base else None
+    return settings
+
+
+def _dataset_facts(data: Dataset) -> dict:
+    return {
+        "name": data.name,
+        "source": data.source,
+        "num_classes": data.num_classes,
+        "train": len(data.x_train),
+        "val": len(data.x_val),
+        "test": len(data.x_test),
+    }
+
+
+def _write_reports(summary: dict, out_dir: Path, log: Log) -> None:
+    from lowrank_edge.report import write_markdown_report
+
+    path = write_markdown_report(summary, out_dir / "report.md")
+    log(f"[report] wrote {path}")
+    try:
+        from lowrank_edge.plots import write_pipeline_plots
+    except ImportError:  # matplotlib is optional
+        log("[report] matplotlib not installed: plots skipped")
+        return
+    for plot in write_pipeline_plots(summary, out_dir):
+        log(f"[report] wrote {plot}")
+
+
+def parse_energies(text: str | Sequence[float]) -> tuple[float, ...]:
+    """'0.5,0.75,0.9' -> (0.5, 0.75, 0.9), each checked to lie in (0, 1]."""
+    values = text if not isinstance(text, str) else [v for v in text.split(",") if v.strip()]
+    try:
+        energies = tuple(float(v) for v in values)
+    except ValueError as error:
+        raise LowrankEdgeError(
+            f"--energies: expected numbers like 0.5,0.75,0.9, got {text!r}"
+        ) from error
+    for energy in energies:
+        if not 0.0 < energy <= 1.0:
+            raise LowrankEdgeError(f"--energies: {energy} is outside (0, 1]")
+    if not energies:
+        raise LowrankEdgeError("--energies: give at least one value")
+    return energies

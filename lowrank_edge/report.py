@@ -1,0 +1,136 @@
+"""Markdown reports of a pipeline run (results.json -> report.md).
+
+The main table follows the seed notebook's layout: metric rows x model columns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lowrank_edge.fileio import write_text_atomic
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.2f}%"
+
+
+def summary_table(summary: dict) -> str:
+    """Metric rows x compressed-model columns, as in the seed's report."""
+    models = summary["models"]
+    base = models[0]
+    compressed = [m for m in models if m["kind"] == "compressed"]
+    header = ["Metric"] + [m["name"] for m in compressed]
+    rows = [
+        ["Parameter reduction"] + [_pct(m["param_reduction"]) for m in compressed],
+        ["Model size reduction"] + [_pct(m["size_reduction"]) for m in compressed],
+        ["MAC reduction"] + [_pct(m["mac_reduction"]) for m in compressed],
+        ["Accuracy, original (test)"] + [_pct(base["accuracy"]["test"]) for _ in compressed],
+        ["Accuracy, compressed before fine-tuning (test)"]
+        + [_pct(m["accuracy"].get("before_finetune_test")) for m in compressed],
+        ["Accuracy, compressed after fine-tuning (test)"]
+        + [_pct(m["accuracy"]["test"]) for m in compressed],
+        ["Theoretical speedup (MACs)"] + [f"{m['theoretical_speedup']:.2f}x" for m in compressed],
+    ]
+    return markdown_table(header, rows)
+
+
+def models_table(summary: dict) -> str:
+    """One row per model: absolute params, MACs, file size, accuracies."""
+    header = ["Model", "Params", "MACs", "File bytes", "Val acc", "Test acc", "Fine-tune epochs"]
+    rows = []
+    for m in summary["models"]:
+        finetune = m.get("finetune") or {}
+        rows.append(
+            [
+                m["name"],
+                f"{m['params']:,}",
+                f"{m['macs']:,}",
+                f"{m['file_bytes']:,}",
+                _pct(m["accuracy"]["val"]),
+                _pct(m["accuracy"]["test"]),
+                str(finetune.get("epochs_run", "–")),
+            ]
+        )
+    return markdown_table(header, rows)
+
+
+def rank_table(summary: dict) -> str:
+    """Kept rank / full rank of every candidate layer, one column per compressed model."""
+    compressed = [m for m in summary["models"] if m["kind"] == "compressed"]
+    if not compressed:
+        return ""
+    names = [layer["name"] for layer in compressed[0]["compression"]["layers"]]
+    header = ["Layer", "Matrix (m x n)"] + [m["name"] for m in compressed]
+    rows = []
+    for index, name in enumerate(names):
+        first = compressed[0]["compression"]["layers"][index]
+        row = [name, "x".join(str(d) for d in first.get("matrix_shape") or [])]
+        for m in compressed:
+            layer = m["compression"]["layers"][index]
+            row.append(layer_rank_cell(layer))
+        rows.append(row)
+    return markdown_table(header, rows)
+
+
+def layer_rank_cell(layer: dict) -> str:
+    """'12/64' for a factorised layer, 'dense (38/64)' for one kept, or the reason."""
+    rank, full = layer.get("rank"), layer.get("full_rank")
+    if layer.get("status") == "factorised":
+        return f"{rank}/{full}"
+    if rank is not None and full is not None:
+        return f"dense ({rank}/{full})"
+    return layer.get("status", "?")
+
+
+def write_markdown_report(summary: dict, path: Path) -> Path:
+    """Write the pipeline report (summary, models, ranks) to `path` atomically."""
+    data = summary["dataset"]
+    parts = [
+        f"# lowrank-edge report: {data['name']}",
+        f"Data: {data['train']} train / {data['val']} validation / {data['test']} test images, "
+        f"{data['num_classes']} classes ({data['source']}).",
+        "## Summary",
+        summary_table(summary),
+        "## Models",
+        models_table(summary),
+        "## Rank kept per layer",
+        rank_table(summary),
+        "MACs count the multiply-accumulates of Conv2D/Dense kernels (see `lowrank_edge/cost.py`);"
+        " theoretical speedup = MACs(original) / MACs(compressed).",
+    ]
+    return write_text_atomic(path, "\n\n".join(parts) + "\n")
+
+
+def layer_report_table(layers: list[dict]) -> str:
+    """Per-layer compression report: shape, rank kept / full, energy, params, MACs, status."""
+    header = [
+        "Layer",
+        "Kernel",
+        "Rank",
+        "Energy kept",
+        "Params before→after",
+        "MACs before→after",
+        "Status",
+    ]
+    rows = []
+    for layer in layers:
+        energy = layer.get("energy_kept")
+        rows.append(
+            [
+                layer["name"],
+                "x".join(str(d) for d in layer.get("kernel_shape") or []),
+                layer_rank_cell(layer),
+                "–" if energy is None else f"{energy:.3f}",
+                f"{layer.get('params_before', 0):,}→{layer.get('params_after', 0):,}",
+                f"{layer.get('macs_before', 0):,}→{layer.get('macs_after', 0):,}",
+                layer.get("status", "?"),
+            ]
+        )
+    return markdown_table(header, rows)

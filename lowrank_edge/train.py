@@ -1,0 +1,118 @@
+"""Training and fine-tuning: compile, fit with a seeded run, evaluate.
+
+Fine-tuning uses early stopping on validation accuracy and restores the best
+weights, so it never hands back a model worse than its best epoch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lowrank_edge.data.dataset import Dataset
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Settings for one `fit` run (training from scratch or fine-tuning)."""
+
+    epochs: int = 5
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    seed: int = 0
+    cosine_decay: bool = True  # decay the learning rate to ~0 over the run
+    patience: int | None = None  # early stopping on val_accuracy; None = off
+    verbose: int = 1  # Keras progress bar: 0 silent, 1 bar, 2 one line per epoch
+
+
+@dataclass
+class FitResult:
+    """What a fit run did: epochs run, best epoch, per-epoch history, wall time."""
+
+    epochs_run: int
+    best_epoch: int
+    history: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "epochs_run": self.epochs_run,
+            "best_epoch": self.best_epoch,
+            "history": self.history,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def compile_for_training(model, learning_rate: float, decay_steps: int | None = None) -> None:
+    """Compile with Adam (optionally cosine-decayed), logits cross-entropy and accuracy."""
+    import keras
+
+    rate = learning_rate
+    if decay_steps:
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps, alpha=0.01)
+    model.compile(
+        optimizer=keras.optimizers.Adam(rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+
+
+def fit(model, data: Dataset, config: FitConfig) -> FitResult:
+    """Train `model` in place on data.train, validating on data.val; returns what happened."""
+    import keras
+
+    if config.epochs < 1:
+        raise ValueError("epochs must be >= 1")
+    keras.utils.set_random_seed(config.seed)
+    steps = int(np.ceil(len(data.x_train) / config.batch_size)) * config.epochs
+    compile_for_training(model, config.learning_rate, steps if config.cosine_decay else None)
+    callbacks = []
+    if config.patience is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy",
+                mode="max",
+                patience=config.patience,
+                restore_best_weights=True,
+                verbose=1,
+            )
+        )
+    start = time.perf_counter()
+    history = model.fit(
+        data.x_train,
+        data.y_train,
+        validation_data=(data.x_val, data.y_val),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=config.verbose,
+    )
+    seconds = time.perf_counter() - start
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    val_acc = hist.get("val_accuracy", [0.0])
+    return FitResult(
+        epochs_run=len(val_acc),
+        best_epoch=int(np.argmax(val_acc)) + 1,
+        history=hist,
+        seconds=seconds,
+    )
+
+
+def accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
+    """Top-1 accuracy of a logits model on (x, y), computed without compiling the model."""
+    if len(x) == 0:
+        raise ValueError("cannot compute accuracy on an empty split")
+    logits = predict_logits(model, x, batch_size)
+    return float(np.mean(np.argmax(logits, axis=-1) == y))
+
+
+def predict_logits(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Model outputs for `x` as a numpy array, in batches (no progress bar)."""
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+
+
+ProgressLog = Callable[[str], None]

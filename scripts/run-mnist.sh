@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# One command: set up the environment, fetch MNIST and run the main job
+# (train, compress at 50/75/90% energy, fine-tune, measure, export to TFLite and ONNX).
+# Outputs land in models/mnist/. Extra arguments go to `lowrank-edge pipeline`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/lowrank-edge pipeline --dataset mnist --energies 0.5,0.75,0.9 \
+  --out-dir models/mnist --export tflite,onnx "$@"
