@@ -15,8 +15,9 @@ from lowrank_edge.errors import LowrankEdgeError
 def _parse_widths(ctx, param, value: str) -> tuple[int, ...]:
     try:
         widths = tuple(int(v) for v in value.split(","))
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers like 16,32,64, got {value!r}")
+    except ValueError as error:
+        message = f"expected comma-separated integers like 16,32,64, got {value!r}"
+        raise click.BadParameter(message) from error
     if not widths or min(widths) < 1:
         raise click.BadParameter("every width must be >= 1")
     return widths
