@@ -27,16 +27,20 @@ class Dataset:
 
     def summary(self) -> str:
         """One line per split, for `lowrank-edge data`."""
-        return "\n".join(
-            f"{split:5s} x={getattr(self, 'x_' + split).shape} y={getattr(self, 'y_' + split).shape}"
-            for split in ("train", "val", "test")
-        )
+        rows = []
+        for split in ("train", "val", "test"):
+            x, y = getattr(self, "x_" + split), getattr(self, "y_" + split)
+            rows.append(f"{split:5s} x={x.shape} y={y.shape}")
+        return "\n".join(rows)
 
 
 def split_train_val(
     x: np.ndarray, y: np.ndarray, val_fraction: float = 0.2, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Shuffle with a fixed seed and split off `val_fraction` for validation (seed protocol: 80/20)."""
+    """Shuffle with a fixed seed and split off `val_fraction` for validation.
+
+    Seed protocol: 80/20 with the run's seed.
+    """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     order = np.random.default_rng(seed).permutation(len(x))
