@@ -117,7 +117,7 @@ class PipelineConfig:
     energies: tuple[float, ...] = (0.5, 0.75, 0.9)
     base: Path | None = None
     model: ResNetConfig = ResNetConfig()
-    train: FitConfig = FitConfig(epochs=5, learning_rate=2e-3)
+    train: FitConfig = FitConfig(epochs=6, learning_rate=2e-3, augment=True)
     finetune: FitConfig = FitConfig(epochs=2, learning_rate=5e-4, patience=2)
     compress: CompressOptions = CompressOptions(energy=0.75)
     export_formats: tuple[str, ...] = ()

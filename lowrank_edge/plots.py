@@ -58,7 +58,7 @@ def ranks_per_layer(summary: dict, path: Path) -> Path:
     ax.bar(range(len(names)), full, width=0.9, fill=False, edgecolor="grey", label="full rank")
     for i, m in enumerate(compressed):
         ranks = [
-            (layer.get("rank") or 0) if layer.get("status") == "factorised" else 0
+            (layer.get("rank_kept") or 0) if layer.get("status") == "factorised" else 0
             for layer in m["compression"]["layers"]
         ]
         xs = [x - 0.4 + width * (i + 0.5) for x in range(len(names))]

@@ -80,13 +80,13 @@ def rank_table(summary: dict) -> str:
 
 
 def layer_rank_cell(layer: dict) -> str:
-    """'12/64' for a factorised layer, 'dense (38/64)' for one kept, or the reason."""
-    rank, full = layer.get("rank"), layer.get("full_rank")
+    """'12/64' for a factorised layer, 'dense (r=38/64)' for one kept at break-even, else '–'."""
+    full = layer.get("full_rank")
     if layer.get("status") == "factorised":
-        return f"{rank}/{full}"
-    if rank is not None and full is not None:
-        return f"dense ({rank}/{full})"
-    return layer.get("status", "?")
+        return f"{layer['rank_kept']}/{full}"
+    if layer.get("chosen_rank") is not None and full is not None:
+        return f"dense (r={layer['chosen_rank']}/{full})"
+    return "–"
 
 
 def write_markdown_report(summary: dict, path: Path) -> Path:
@@ -114,14 +114,14 @@ def layer_report_table(layers: list[dict]) -> str:
         "Layer",
         "Kernel",
         "Rank",
-        "Energy kept",
+        "Energy kept (Σσ²)",
         "Params before→after",
         "MACs before→after",
         "Status",
     ]
     rows = []
     for layer in layers:
-        energy = layer.get("energy_kept")
+        energy = layer.get("energy_squared")
         rows.append(
             [
                 layer["name"],

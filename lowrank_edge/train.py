@@ -25,6 +25,8 @@ class FitConfig:
     seed: int = 0
     cosine_decay: bool = True  # decay the learning rate to ~0 over the run
     patience: int | None = None  # early stopping on val_accuracy; None = off
+    augment: bool = False  # random shifts of up to `shift` pixels (train split only)
+    shift: int = 2
     verbose: int = 1  # Keras progress bar: 0 silent, 1 bar, 2 one line per epoch
 
 
@@ -82,12 +84,10 @@ def fit(model, data: Dataset, config: FitConfig) -> FitResult:
         )
     start = time.perf_counter()
     history = model.fit(
-        data.x_train,
-        data.y_train,
+        _training_batches(data, config),
         validation_data=(data.x_val, data.y_val),
         epochs=config.epochs,
-        batch_size=config.batch_size,
-        shuffle=True,
+        shuffle=False,  # the tf.data pipeline shuffles (seeded) each epoch
         callbacks=callbacks,
         verbose=config.verbose,
     )
@@ -100,6 +100,27 @@ def fit(model, data: Dataset, config: FitConfig) -> FitResult:
         history=hist,
         seconds=seconds,
     )
+
+
+def _training_batches(data: Dataset, config: FitConfig):
+    """A shuffled, batched tf.data pipeline over the train split, with optional random shifts."""
+    import keras
+    import tensorflow as tf
+
+    batches = (
+        tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train))
+        .shuffle(len(data.x_train), seed=config.seed, reshuffle_each_iteration=True)
+        .batch(config.batch_size)
+    )
+    if config.augment:
+        height, width = data.x_train.shape[1:3]
+        shift = keras.layers.RandomTranslation(
+            config.shift / height, config.shift / width, fill_mode="constant", seed=config.seed
+        )
+        batches = batches.map(
+            lambda x, y: (shift(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
