@@ -1,0 +1,108 @@
+"""Factorisation: numpy factors of kernels and the Keras factor-layer pair."""
+
+import keras
+import numpy as np
+import pytest
+from harness.models import low_rank_kernel
+from keras import layers
+
+from lowrank_edge.compress.factor import factor_matrix, split_kernel
+from lowrank_edge.compress.split import split_layer
+
+
+def test_full_rank_factors_reconstruct_the_matrix():
+    matrix = np.random.default_rng(0).standard_normal((7, 5))
+    a, b = factor_matrix(matrix, 5)
+    assert a.shape == (7, 5) and b.shape == (5, 5)
+    np.testing.assert_allclose(a @ b, matrix, atol=1e-12)
+
+
+def test_truncation_error_is_the_discarded_energy_and_factors_are_balanced():
+    matrix = np.random.default_rng(1).standard_normal((9, 6))
+    s = np.linalg.svd(matrix, compute_uv=False)
+    a, b = factor_matrix(matrix, 2)
+    # Eckart-Young: the squared Frobenius error is the sum of the dropped s_i^2.
+    assert np.sum((matrix - a @ b) ** 2) == pytest.approx(np.sum(s[2:] ** 2), rel=1e-10)
+    # sqrt(S) on both sides: column i of A and row i of B both have norm sqrt(s_i).
+    np.testing.assert_allclose(np.linalg.norm(a, axis=0), np.sqrt(s[:2]), rtol=1e-10)
+    np.testing.assert_allclose(np.linalg.norm(b, axis=1), np.sqrt(s[:2]), rtol=1e-10)
+
+
+def test_rank_out_of_range_is_rejected():
+    with pytest.raises(ValueError, match=r"rank must be in \[1, 3\], got 4"):
+        factor_matrix(np.ones((3, 5)), 4)
+
+
+def test_split_conv_kernel_shapes_dtype_and_exact_low_rank_reconstruction():
+    kernel = low_rank_kernel((3, 3, 4, 6), 2, np.random.default_rng(2))
+    a, b = split_kernel(kernel, 2)
+    assert a.shape == (3, 3, 4, 2) and b.shape == (1, 1, 2, 6)
+    assert a.dtype == b.dtype == np.float32
+    rebuilt = a.reshape(-1, 2) @ b.reshape(2, 6)
+    np.testing.assert_allclose(rebuilt.reshape(kernel.shape), kernel, atol=1e-6)
+
+
+def test_split_dense_kernel_shapes():
+    a, b = split_kernel(np.ones((5, 3), np.float32), 1)
+    assert a.shape == (5, 1) and b.shape == (1, 3)
+    np.testing.assert_allclose(a @ b, np.ones((5, 3)), atol=1e-6)
+
+
+def _pair_output(split, x):
+    """Run x through the factor chain with the split's weights set."""
+    shape = x.shape
+    for layer, weights in zip(split.layers, split.weights, strict=True):
+        layer.build(shape)
+        layer.set_weights(weights)
+        shape = layer.compute_output_shape(shape)
+    out = x
+    for layer in split.layers:
+        out = layer(out)
+    return keras.ops.convert_to_numpy(out)
+
+
+@pytest.mark.parametrize(
+    "conv",
+    [
+        layers.Conv2D(6, 3, strides=2, padding="same", activation="relu", name="c"),
+        layers.Conv2D(6, (3, 2), dilation_rate=2, padding="valid", use_bias=False, name="c"),
+    ],
+)
+def test_conv_pair_at_full_rank_matches_the_conv(conv):
+    x = np.random.default_rng(3).random((2, 9, 9, 4), dtype=np.float32)
+    conv.build(x.shape)
+    if conv.use_bias:
+        conv.bias.assign(np.linspace(-1, 1, 6, dtype=np.float32))
+    expected = keras.ops.convert_to_numpy(conv(x))
+    split = split_layer(conv, 6)
+    first, second = split.layers
+    assert (first.name, second.name) == ("c_lr_a", "c_lr_b")
+    assert first.filters == 6 and not first.use_bias and first.activation.__name__ == "linear"
+    assert (first.strides, first.padding, first.dilation_rate) == (
+        conv.strides,
+        conv.padding,
+        conv.dilation_rate,
+    )
+    assert second.kernel_size == (1, 1) and second.strides == (1, 1)
+    assert second.use_bias == conv.use_bias and second.activation is conv.activation
+    np.testing.assert_allclose(_pair_output(split, x), expected, atol=1e-5)
+
+
+def test_dense_pair_keeps_activation_and_bias_on_the_second_factor():
+    dense = layers.Dense(4, activation="tanh", name="d")
+    x = np.random.default_rng(4).random((3, 6), dtype=np.float32)
+    dense.build(x.shape)
+    dense.bias.assign(np.arange(4, dtype=np.float32) / 4)
+    split = split_layer(dense, 2)
+    first, second = split.layers
+    assert (first.units, first.use_bias, second.units, second.use_bias) == (2, False, 4, True)
+    assert second.activation is keras.activations.tanh
+    # at rank 2 < 4 the pair is the rank-2 truncation of the kernel
+    a, b = split_kernel(dense.kernel.numpy(), 2)
+    expected = np.tanh(x @ a @ b + dense.bias.numpy())
+    np.testing.assert_allclose(_pair_output(split, x), expected, atol=1e-5)
+
+
+def test_split_rejects_other_layers():
+    with pytest.raises(TypeError, match="can only split Conv2D or Dense, got DepthwiseConv2D"):
+        split_layer(layers.DepthwiseConv2D(3), 1)
