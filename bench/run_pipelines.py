@@ -29,7 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="mnist,emnist")
     parser.add_argument("--emnist-dir", type=Path, default=DEFAULT_EMNIST)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--finetune-epochs", type=int, default=2)
     parser.add_argument("--export", default="", help="formats to export for MNIST: tflite,onnx")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "pipelines")
@@ -41,7 +41,7 @@ def main() -> None:
             dataset=dataset,
             data_dir=args.emnist_dir if dataset == "emnist" else None,
             out_dir=REPO / "models" / dataset,
-            train=FitConfig(epochs=args.epochs, verbose=2),
+            train=FitConfig(epochs=args.epochs, augment=True, verbose=2),
             finetune=FitConfig(
                 epochs=args.finetune_epochs, learning_rate=5e-4, patience=2, verbose=2
             ),

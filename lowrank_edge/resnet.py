@@ -23,7 +23,7 @@ class ResNetConfig:
     """Width and depth of the mini-ResNet. Defaults are the reference model."""
 
     num_classes: int = 10
-    widths: tuple[int, ...] = (32, 64, 128)
+    widths: tuple[int, ...] = (16, 32, 64)
     blocks_per_stage: int = 1
     head_units: int = 128  # 0 for no hidden Dense layer
     input_shape: tuple[int, int, int] = (28, 28, 1)

@@ -39,6 +39,14 @@ _overwrite_option = click.option(
 )
 
 
+_augment_option = click.option(
+    "--augment/--no-augment",
+    default=True,
+    show_default=True,
+    help="Random shifts of up to 2 pixels while training the base model.",
+)
+
+
 def _model_options(func):
     for option in reversed(
         [
@@ -149,7 +157,8 @@ def _load_data(dataset: str | None, data_dir: Path | None, needed_for: str):
 @click.command()
 @_dataset_option
 @_data_dir_option
-@click.option("--epochs", default=5, show_default=True, type=click.IntRange(1))
+@click.option("--epochs", default=6, show_default=True, type=click.IntRange(1))
+@_augment_option
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(1))
 @click.option(
     "--lr",
@@ -168,7 +177,18 @@ def _load_data(dataset: str | None, data_dir: Path | None, needed_for: str):
 )
 @_overwrite_option
 def train(
-    dataset, data_dir, epochs, batch_size, lr, seed, widths, blocks, head_units, out, overwrite
+    dataset,
+    data_dir,
+    epochs,
+    augment,
+    batch_size,
+    lr,
+    seed,
+    widths,
+    blocks,
+    head_units,
+    out,
+    overwrite,
 ):
     """Train the mini-ResNet on a dataset and save it as .keras."""
     from lowrank_edge.fileio import check_can_write
@@ -186,7 +206,11 @@ def train(
     model = build_mini_resnet(config)
     click.echo(f"[train] {config}: {model.count_params():,} params, {epochs} epochs")
     result = fit(
-        model, data, FitConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed)
+        model,
+        data,
+        FitConfig(
+            epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed, augment=augment
+        ),
     )
     save_model(model, out, overwrite=overwrite)
     acc = accuracy_record(model, data)
@@ -328,11 +352,12 @@ def evaluate(model_path, dataset, data_dir):
 )
 @click.option(
     "--epochs",
-    default=5,
+    default=6,
     show_default=True,
     type=click.IntRange(1),
     help="Training epochs for the base model.",
 )
+@_augment_option
 @click.option("--finetune-epochs", default=2, show_default=True, type=click.IntRange(0))
 @click.option("--finetune-lr", default=5e-4, show_default=True, type=float)
 @click.option(
@@ -356,6 +381,7 @@ def pipeline(
     base,
     out_dir,
     epochs,
+    augment,
     finetune_epochs,
     finetune_lr,
     energy_measure,
@@ -382,7 +408,7 @@ def pipeline(
         energies=parse_energies(energies),
         base=base,
         model=ResNetConfig(widths=widths, blocks_per_stage=blocks, head_units=head_units),
-        train=FitConfig(epochs=epochs, seed=seed),
+        train=FitConfig(epochs=epochs, seed=seed, augment=augment),
         finetune=FitConfig(
             epochs=finetune_epochs, learning_rate=finetune_lr, patience=2, seed=seed
         ),
