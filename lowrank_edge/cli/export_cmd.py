@@ -1,0 +1,116 @@
+"""`lowrank-edge export`: a `.keras` model to parity-checked TFLite/ONNX artifacts and a manifest.
+
+TensorFlow is imported inside the command only (the CLI must start on a TF-free device).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from lowrank_edge.errors import LowrankEdgeError
+from lowrank_edge.export.variants import FORMATS, INT8_IO_TYPES, TFLITE_VARIANTS
+
+
+@click.command("export")
+@click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    type=click.Choice(FORMATS),
+    help="Artifact format; repeat for several (default: tflite and onnx).",
+)
+@click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    type=click.Choice(TFLITE_VARIANTS),
+    help="TFLite variant; repeat for several (default: float32).",
+)
+@click.option("--all-variants", is_flag=True, help="Export every TFLite variant.")
+@click.option(
+    "--int8-io",
+    type=click.Choice(INT8_IO_TYPES),
+    is_flag=False,
+    flag_value="uint8",
+    default=None,
+    help="Integer input/output for int8-full: uint8 (the bare flag) or int8.",
+)
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
+@click.option(
+    "--samples",
+    type=click.IntRange(1),
+    default=512,
+    show_default=True,
+    help="Test images for each artifact's parity check.",
+)
+@click.option(
+    "--dataset",
+    type=click.Choice(["mnist", "emnist"]),
+    default=None,
+    help="Dataset for parity, samples.npz and int8 calibration (emnist needs --data-dir).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder with the dataset files.",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Export folder (default: beside the model, named after it: models/x/e75/).",
+)
+@click.option("--no-verify", is_flag=True, help="Skip the parity checks.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing export.")
+@click.option("--verbose", is_flag=True, help="Show the converters' own output.")
+def export(
+    model_path: Path,
+    formats: tuple[str, ...],
+    variants: tuple[str, ...],
+    all_variants: bool,
+    int8_io: str | None,
+    opset: int,
+    samples: int,
+    dataset: str | None,
+    data_dir: Path | None,
+    out_dir: Path | None,
+    no_verify: bool,
+    overwrite: bool,
+    verbose: bool,
+) -> None:
+    """Export MODEL_PATH (.keras) to TFLite/ONNX, check parity with Keras, write manifest.json."""
+    formats = formats or FORMATS
+    if (variants or all_variants) and "tflite" not in formats:
+        raise LowrankEdgeError("--variant/--all-variants apply to TFLite: add --format tflite")
+    if data_dir is not None and dataset is None:
+        raise LowrankEdgeError("--data-dir needs --dataset (mnist or emnist)")
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from lowrank_edge.data import load_dataset
+    from lowrank_edge.export import export_model
+
+    data = load_dataset(dataset, data_dir) if dataset is not None else None
+    manifest = export_model(
+        model_path,
+        out_dir if out_dir is not None else model_path.with_suffix(""),
+        formats=formats,
+        tflite_variants=TFLITE_VARIANTS if all_variants else (variants or ("float32",)),
+        dataset=data,
+        parity_samples=samples,
+        opset=opset,
+        int8_io=int8_io or False,
+        overwrite=overwrite,
+        verify=not no_verify,
+        verbose=verbose,
+        log=click.echo,
+    )
+    click.echo(f"manifest: {manifest.path}")
+
+
+COMMANDS = [export]

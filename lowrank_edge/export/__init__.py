@@ -1,0 +1,31 @@
+"""Export Keras models to TFLite (float32, float16, int8-dynamic, int8-full) and ONNX.
+
+`export_model(...)` converts, checks every artifact's parity with Keras in its own runtime and
+writes `manifest.json` (read back by `lowrank_edge.runtime`). Imports TensorFlow when converting.
+"""
+
+from lowrank_edge.export.exporter import PlannedArtifact, export_model, plan_artifacts
+from lowrank_edge.export.parity import ParityError, compare_logits, parity_failures
+from lowrank_edge.export.variants import (
+    FORMATS,
+    TFLITE_VARIANTS,
+    TOLERANCES,
+    Tolerance,
+    artifact_file,
+    artifact_id,
+)
+
+__all__ = [
+    "FORMATS",
+    "TFLITE_VARIANTS",
+    "TOLERANCES",
+    "ParityError",
+    "PlannedArtifact",
+    "Tolerance",
+    "artifact_file",
+    "artifact_id",
+    "compare_logits",
+    "export_model",
+    "parity_failures",
+    "plan_artifacts",
+]

@@ -1,0 +1,389 @@
+"""Export a `.keras` model to TFLite/ONNX artifacts, check each one's parity, write the manifest.
+
+Everything is built in a staging folder inside the export folder; only when every artifact
+converted and passed its parity check are the files moved into place, the manifest last. A
+failed export therefore leaves no half-written artifact, and an existing export is replaced
+only with `overwrite`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lowrank_edge.data.dataset import Dataset
+from lowrank_edge.errors import LowrankEdgeError
+from lowrank_edge.export.facts import (
+    check_dataset,
+    model_info,
+    model_io,
+    pick_representative,
+    pick_test_samples,
+    provenance,
+    read_sidecar,
+    write_samples,
+)
+from lowrank_edge.export.parity import (
+    ParityError,
+    compare_logits,
+    describe,
+    keras_logits,
+    parity_failures,
+    runner_logits,
+)
+from lowrank_edge.export.variants import (
+    FORMATS,
+    INT8_IO_TYPES,
+    ONNX_VARIANT,
+    TFLITE_VARIANTS,
+    TOLERANCES,
+    artifact_file,
+    artifact_id,
+)
+from lowrank_edge.fileio import check_can_write, sha256_file, write_json_atomic
+from lowrank_edge.runtime.manifest import (
+    MANIFEST_NAME,
+    ArtifactInfo,
+    InputInfo,
+    Manifest,
+    load_manifest,
+)
+from lowrank_edge.runtime.quiet import captured_output
+from lowrank_edge.runtime.runner import open_litert, open_onnxruntime
+
+Log = Callable[[str], None]
+SAMPLES_FILE = "samples.npz"
+SAMPLES_COUNT = 256  # real test images saved for device benchmarks
+REPRESENTATIVE_COUNT = 200  # training images for int8 calibration
+
+
+@dataclass(frozen=True)
+class PlannedArtifact:
+    """One artifact to produce: format, variant, manifest id and file name."""
+
+    format: str
+    variant: str
+    id: str
+    file: str
+
+
+@dataclass(frozen=True)
+class _ParityInputs:
+    x: np.ndarray
+    labels: np.ndarray | None
+    reference: np.ndarray
+
+
+def plan_artifacts(
+    stem: str, formats: Sequence[str], tflite_variants: Sequence[str]
+) -> list[PlannedArtifact]:
+    """The artifacts the options ask for, validated, duplicates dropped, in a stable order."""
+    formats, variants = list(dict.fromkeys(formats)), list(dict.fromkeys(tflite_variants))
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise LowrankEdgeError(
+                f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}"
+            )
+    for variant in variants:
+        if variant not in TFLITE_VARIANTS:
+            raise LowrankEdgeError(
+                f"unknown TFLite variant {variant!r}; choose from {', '.join(TFLITE_VARIANTS)}"
+            )
+    if not formats:
+        raise LowrankEdgeError("choose at least one export format (tflite, onnx)")
+    if "tflite" in formats and not variants:
+        raise LowrankEdgeError("choose at least one TFLite variant")
+    plan = []
+    for fmt in formats:
+        for variant in variants if fmt == "tflite" else [ONNX_VARIANT]:
+            plan.append(
+                PlannedArtifact(
+                    fmt, variant, artifact_id(fmt, variant), artifact_file(stem, fmt, variant)
+                )
+            )
+    return plan
+
+
+def export_model(
+    model_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    formats: Sequence[str] = ("tflite", "onnx"),
+    tflite_variants: Sequence[str] = ("float32",),
+    dataset: Dataset | None = None,
+    parity_samples: int = 512,
+    opset: int = 17,
+    int8_io: bool | str = False,
+    overwrite: bool = False,
+    verify: bool = True,
+    verbose: bool = False,
+    log: Log = print,
+) -> Manifest:
+    """Export `model_path` into `out_dir`: artifacts, `samples.npz` and `manifest.json`.
+
+    Every artifact runs in its runtime on `parity_samples` real test images (random inputs
+    without a dataset) and must meet its tolerance (`variants.TOLERANCES`) unless `verify` is off.
+    `int8_io` gives the int8-full variant integer I/O: True or "uint8", or "int8".
+    """
+    model_path, out_dir = Path(model_path), Path(out_dir)
+    plan = plan_artifacts(model_path.stem, _as_list(formats), _as_list(tflite_variants))
+    io_type = _int8_io_type(int8_io, plan)
+    _check_options(plan, out_dir, dataset, parity_samples, opset, overwrite, verbose)
+
+    with captured_output(enabled=not verbose):  # importing TensorFlow prints absl notices
+        from lowrank_edge.model_io import load_model
+        from lowrank_edge.pipeline import sidecar_path
+
+        model = load_model(model_path)
+    inp, out = model_io(model, model_path)
+    if dataset is not None:
+        check_dataset(dataset, inp, out, model_path)
+        if len(dataset.x_test) == 0:
+            raise LowrankEdgeError(f"dataset {dataset.name} has no test images")
+    info = model_info(model, model_path, out_dir, dataset, read_sidecar(sidecar_path(model_path)))
+    parity_inputs = _parity_inputs(model, inp, dataset, parity_samples, log) if verify else None
+    representative = (
+        pick_representative(dataset, REPRESENTATIVE_COUNT) if dataset is not None else None
+    )
+
+    created_out_dir = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    installed = False
+    try:
+        samples = None
+        if dataset is not None:
+            x_samples, y_samples = pick_test_samples(
+                dataset, min(SAMPLES_COUNT, len(dataset.x_test))
+            )
+            samples = write_samples(staging / SAMPLES_FILE, x_samples, y_samples)
+        converter = _Converter(
+            model, model_path, inp, staging, opset, representative, io_type, verbose
+        )
+        artifacts = [
+            _make_artifact(planned, converter, staging, parity_inputs, log) for planned in plan
+        ]
+        _raise_on_parity_failures(model_path, artifacts)
+        manifest = Manifest(
+            model=info,
+            samples=samples,
+            artifacts=tuple(artifacts),
+            provenance=provenance(),
+            path=out_dir / MANIFEST_NAME,
+        )
+        _install(staging, out_dir, manifest)
+        installed = True
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created_out_dir and not installed and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # a failed export leaves no trace
+    log(f"[export] wrote {manifest.path} ({len(artifacts)} artifacts)")
+    return manifest
+
+
+class _Converter:
+    """Runs the converters with their chatter captured; the SavedModel is written once."""
+
+    def __init__(self, model, model_path, inp, staging, opset, representative, io_type, verbose):
+        self.model, self.model_path, self.input = model, model_path, inp
+        self.staging, self.opset, self.verbose = staging, opset, verbose
+        self.representative, self.io_type = representative, io_type
+        self._saved_model: Path | None = None
+
+    def convert(self, planned: PlannedArtifact) -> bytes:
+        from lowrank_edge.export.to_onnx import convert_onnx
+        from lowrank_edge.export.to_tflite import convert_tflite, write_saved_model
+
+        with captured_output(enabled=not self.verbose) as capture:
+            try:
+                if planned.format == "onnx":
+                    return convert_onnx(self.model, self.input.shape, self.opset)
+                if self._saved_model is None:
+                    self._saved_model = write_saved_model(
+                        self.model, self.input.shape, self.staging / "saved_model"
+                    )
+                return convert_tflite(
+                    self._saved_model, planned.variant, self.representative, self.io_type
+                )
+            except LowrankEdgeError:
+                raise
+            except Exception as error:  # converters raise many types; report them as one line
+                problem = error
+        detail = f"\n{capture.tail()}" if capture.tail() else ""
+        first = str(problem).strip().splitlines()[0] if str(problem).strip() else ""
+        raise LowrankEdgeError(
+            f"{self.model_path}: conversion to {planned.id} failed: "
+            f"{type(problem).__name__}: {first}{detail}"
+        ) from problem
+
+
+def _make_artifact(
+    planned: PlannedArtifact,
+    converter: _Converter,
+    staging: Path,
+    parity_inputs: _ParityInputs | None,
+    log: Log,
+) -> ArtifactInfo:
+    """Convert, write into staging, load in the runtime, check parity; the manifest entry."""
+    data = converter.convert(planned)
+    path = staging / planned.file
+    path.write_bytes(data)
+    opener = open_litert if planned.format == "tflite" else open_onnxruntime
+    runner = opener(path)
+    try:
+        parity = None
+        if parity_inputs is not None:
+            parity = compare_logits(
+                parity_inputs.reference,
+                runner_logits(runner, parity_inputs.x),
+                parity_inputs.labels,
+                TOLERANCES[planned.variant],
+            )
+        artifact = ArtifactInfo(
+            id=planned.id,
+            format=planned.format,
+            variant=planned.variant,
+            file=planned.file,
+            bytes=len(data),
+            sha256=sha256_file(path),
+            input=runner.input_io,
+            output=runner.output_io,
+            parity=parity,
+        )
+    finally:
+        runner.close()
+    verdict = "not verified" if parity is None else ("ok" if parity.passed else "FAILED")
+    figures = f"; {describe(parity)}" if parity is not None else ""
+    log(f"[export] {planned.id}: {planned.file}, {len(data):,} bytes{figures} -> {verdict}")
+    return artifact
+
+
+def _parity_inputs(
+    model, inp: InputInfo, dataset: Dataset | None, count: int, log: Log
+) -> _ParityInputs:
+    """Real test images and labels (or seeded random inputs without a dataset) and Keras logits."""
+    if dataset is not None:
+        x, labels = pick_test_samples(dataset, min(count, len(dataset.x_test)))
+        x = x.astype(np.float32)
+    else:
+        log("[export] no dataset: parity is checked on random inputs, without accuracy")
+        low, high = inp.range
+        rng = np.random.default_rng(0)
+        x = rng.uniform(low, high, size=(count, *inp.shape[1:])).astype(np.float32)
+        labels = None
+    return _ParityInputs(x=x, labels=labels, reference=keras_logits(model, x))
+
+
+def _raise_on_parity_failures(model_path: Path, artifacts: list[ArtifactInfo]) -> None:
+    failed = [a for a in artifacts if a.parity is not None and not a.parity.passed]
+    if not failed:
+        return
+    reasons = "; ".join(
+        f"{a.id}: {', '.join(parity_failures(a.parity, TOLERANCES[a.variant]))}" for a in failed
+    )
+    raise ParityError(
+        f"{model_path}: parity check failed for {len(failed)} artifact(s), nothing was written: "
+        f"{reasons}"
+    )
+
+
+def _check_options(
+    plan: list[PlannedArtifact],
+    out_dir: Path,
+    dataset: Dataset | None,
+    parity_samples: int,
+    opset: int,
+    overwrite: bool,
+    verbose: bool,
+) -> None:
+    """Every cheap check before the model is loaded: options, dataset needs, existing files."""
+    if (
+        isinstance(parity_samples, bool)
+        or not isinstance(parity_samples, int)
+        or parity_samples < 1
+    ):
+        raise LowrankEdgeError(f"parity samples must be a positive integer, got {parity_samples!r}")
+    if dataset is None and any(p.variant == "int8-full" for p in plan):
+        raise LowrankEdgeError(
+            "the int8-full variant needs a dataset for its representative (calibration) images: "
+            "pass --dataset"
+        )
+    if any(p.format == "onnx" for p in plan):
+        _check_opset(opset, verbose)
+    outputs = [out_dir / MANIFEST_NAME, *(out_dir / p.file for p in plan)]
+    if dataset is not None:
+        outputs.append(out_dir / SAMPLES_FILE)
+    for path in outputs:
+        check_can_write(path, overwrite)
+
+
+def _check_opset(opset: int, verbose: bool) -> None:
+    """Refuse an opset tf2onnx cannot target before any work is done."""
+    with captured_output(enabled=not verbose):  # importing tf2onnx imports TensorFlow
+        import tf2onnx
+
+        from lowrank_edge.export.to_onnx import supported_opsets
+
+        opsets = supported_opsets()
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset not in opsets:
+        raise LowrankEdgeError(
+            f"ONNX opset {opset!r} is not supported by tf2onnx {tf2onnx.__version__} "
+            f"(choose {opsets.start}..{opsets.stop - 1})"
+        )
+
+
+def _as_list(values: str | Sequence[str]) -> list[str]:
+    """Accept one name or several (a lone string is one name, not its characters)."""
+    return [values] if isinstance(values, str) else list(values)
+
+
+def _int8_io_type(int8_io: bool | str | None, plan: list[PlannedArtifact]) -> str | None:
+    if int8_io is None or int8_io is False:
+        return None
+    if not any(p.variant == "int8-full" for p in plan):
+        raise LowrankEdgeError(
+            "integer I/O (--int8-io) applies to the int8-full TFLite variant only: "
+            "add --variant int8-full"
+        )
+    if int8_io is True:
+        return "uint8"
+    if int8_io in INT8_IO_TYPES:
+        return int8_io
+    raise LowrankEdgeError(
+        f"int8 I/O type must be one of {', '.join(INT8_IO_TYPES)}, got {int8_io!r}"
+    )
+
+
+def _install(staging: Path, out_dir: Path, manifest: Manifest) -> None:
+    """Move the staged files into place; the old manifest goes first and the new one last."""
+    manifest_path = out_dir / MANIFEST_NAME
+    new_files = [a.file for a in manifest.artifacts]
+    if manifest.samples is not None:
+        new_files.append(manifest.samples.file)
+    old_files = _files_of_previous_export(manifest_path)
+    manifest_path.unlink(missing_ok=True)  # no manifest points at half-replaced files
+    for name in new_files:
+        os.replace(staging / name, out_dir / name)
+    for name in sorted(old_files - set(new_files)):
+        (out_dir / name).unlink(missing_ok=True)
+    write_json_atomic(manifest_path, manifest.to_dict(), overwrite=True)
+
+
+def _files_of_previous_export(manifest_path: Path) -> set[str]:
+    """Files listed by the manifest being replaced (none if it is absent or unreadable)."""
+    if not manifest_path.exists():
+        return set()
+    try:
+        previous = load_manifest(manifest_path)
+    except LowrankEdgeError:
+        return set()
+    files = {a.file for a in previous.artifacts}
+    if previous.samples is not None:
+        files.add(previous.samples.file)
+    return files

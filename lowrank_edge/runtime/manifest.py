@@ -1,0 +1,461 @@
+"""The export manifest (`manifest.json`, schema 1): what an export folder holds and how to check it.
+
+The export step writes it and every reader (benchmarks, a bare device) loads it through the same
+dataclasses, so writer and reader cannot drift. TF-free: numpy and the stdlib only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lowrank_edge.errors import LowrankEdgeError
+from lowrank_edge.fileio import sha256_file
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+FORMATS = ("tflite", "onnx")
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """The model's input: name, shape with None for the batch, dtype and value range."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str = "float32"
+    range: tuple[float, float] = (0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class OutputInfo:
+    """The model's output (logits): name and shape with None for the batch."""
+
+    name: str
+    shape: tuple[int | None, ...]
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """The `.keras` file the artifacts came from (path relative to the manifest folder)."""
+
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Facts about the exported model: classes, I/O, size and cost, origin, compression."""
+
+    name: str
+    dataset: str | None
+    num_classes: int
+    labels: tuple[str, ...]
+    input: InputInfo
+    output: OutputInfo
+    params: int
+    trainable_params: int
+    macs: int
+    flops: int
+    source: SourceInfo
+    compression: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SamplesInfo:
+    """Real test images and labels saved beside the artifacts (`np.savez`, keys x and y)."""
+
+    file: str
+    sha256: str
+    count: int
+
+
+@dataclass(frozen=True)
+class TensorIO:
+    """An artifact's input or output tensor: name, dtype and, for integer I/O, scale/zero point."""
+
+    name: str
+    dtype: str
+    scale: float | None = None
+    zero_point: int | None = None
+
+    @property
+    def quantized(self) -> bool:
+        """True when values cross this tensor as integers (real = (q - zero_point) * scale)."""
+        return self.scale is not None and self.dtype in ("int8", "uint8", "int16")
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How an artifact's logits compare with Keras on real test samples."""
+
+    samples: int
+    max_abs_diff: float
+    mean_abs_diff: float
+    argmax_agreement: float
+    accuracy: float | None
+    keras_accuracy: float | None
+    passed: bool
+    tolerance: dict[str, float]
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """One exported file (e.g. id `tflite-int8-full`), its checksum and its parity figures."""
+
+    id: str
+    format: str
+    variant: str
+    file: str
+    bytes: int
+    sha256: str
+    input: TensorIO
+    output: TensorIO
+    parity: Parity | None = None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """When and with which versions the export was made (None: package not installed)."""
+
+    created: str
+    lowrank_edge: str | None
+    tensorflow: str | None
+    keras: str | None
+    tf2onnx: str | None
+    onnx: str | None
+    onnxruntime: str | None
+    ai_edge_litert: str | None
+    python: str | None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A loaded or freshly written manifest; `path` is the manifest file (None if not on disk)."""
+
+    model: ModelInfo
+    samples: SamplesInfo | None
+    artifacts: tuple[ArtifactInfo, ...]
+    provenance: Provenance
+    schema: int = SCHEMA_VERSION
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def folder(self) -> Path:
+        """The export folder the manifest's file names are relative to."""
+        if self.path is None:
+            raise LowrankEdgeError("this manifest has not been written to a folder yet")
+        return self.path.parent
+
+    def artifact(self, artifact_id: str) -> ArtifactInfo:
+        """The artifact with this id; a clear error listing the ids there are."""
+        for artifact in self.artifacts:
+            if artifact.id == artifact_id:
+                return artifact
+        known = ", ".join(a.id for a in self.artifacts) or "none"
+        raise LowrankEdgeError(f"{self._where()}: no artifact '{artifact_id}' (it has: {known})")
+
+    def artifact_path(self, artifact: ArtifactInfo | str) -> Path:
+        """Where the artifact's file lives (in the manifest's folder)."""
+        if isinstance(artifact, str):
+            artifact = self.artifact(artifact)
+        return self.folder / artifact.file
+
+    def load_samples(self, verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Real test images as float32 in the input range, labels as int64 (checksum verified)."""
+        if self.samples is None:
+            raise LowrankEdgeError(
+                f"{self._where()}: has no samples (it was exported without a dataset)"
+            )
+        path = self.folder / self.samples.file
+        if not path.is_file():
+            raise LowrankEdgeError(f"{self._where()}: samples file {path} is missing")
+        if verify:
+            _check_sha256(path, self.samples.sha256, f"samples file {path}")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                x, y = data["x"], data["y"]
+        except (OSError, ValueError, KeyError) as error:
+            raise LowrankEdgeError(
+                f"{path}: not a samples file with arrays x and y ({error})"
+            ) from error
+        expected = tuple(self.model.input.shape[1:])
+        if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != expected:
+            raise LowrankEdgeError(f"{path}: x has shape {x.shape}, expected (N, *{expected})")
+        if len(x) != self.samples.count or len(y) != len(x):
+            raise LowrankEdgeError(
+                f"{path}: holds {len(x)} images and {len(y)} labels, "
+                f"manifest says {self.samples.count}"
+            )
+        return decode_samples(x, self.model.input.range), y.astype(np.int64)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data in the schema-1 layout."""
+        return {
+            "schema": self.schema,
+            "model": asdict(self.model),
+            "samples": asdict(self.samples) if self.samples is not None else None,
+            "artifacts": [asdict(a) for a in self.artifacts],
+            "provenance": asdict(self.provenance),
+        }
+
+    def _where(self) -> str:
+        return str(self.path) if self.path is not None else "manifest"
+
+
+def decode_samples(x: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
+    """Stored sample images as float32: uint8 maps 0..255 onto the input range, floats pass."""
+    if x.dtype == np.uint8:
+        low, high = value_range
+        return (x.astype(np.float32) / np.float32(255.0)) * np.float32(high - low) + np.float32(low)
+    return x.astype(np.float32, copy=False)
+
+
+def load_manifest(path_or_dir: str | os.PathLike) -> Manifest:
+    """Read and validate `manifest.json` (or the one in a folder); errors name file and field."""
+    path = Path(path_or_dir)
+    if path.is_dir() or path.suffix != ".json":
+        path = path / MANIFEST_NAME
+    if not path.is_file():
+        raise LowrankEdgeError(f"{path}: manifest not found (export the model first)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise LowrankEdgeError(f"{path}: not a UTF-8 text file ({error})") from error
+    except json.JSONDecodeError as error:
+        raise LowrankEdgeError(
+            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
+        ) from error
+    return manifest_from_dict(data, path)
+
+
+def manifest_from_dict(data: Any, path: Path | None = None) -> Manifest:
+    """Build a `Manifest` from parsed JSON, validating every field against schema 1."""
+    root = _Fields(data, "", str(path) if path is not None else "manifest")
+    schema = root.get("schema", int)
+    if schema != SCHEMA_VERSION:
+        raise LowrankEdgeError(
+            f"{root.source}: schema {schema} is not supported (this lowrank-edge reads schema "
+            f"{SCHEMA_VERSION}); re-export the model with this version"
+        )
+    samples = root.sub("samples", nullable=True)
+    artifacts = tuple(_artifact(item) for item in root.items("artifacts"))
+    ids = [a.id for a in artifacts]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise LowrankEdgeError(f"{root.source}: artifact ids repeat: {', '.join(duplicates)}")
+    return Manifest(
+        schema=schema,
+        model=_model(root.sub("model")),
+        samples=None
+        if samples is None
+        else SamplesInfo(
+            file=samples.file_name("file"),
+            sha256=samples.sha256("sha256"),
+            count=samples.get("count", int),
+        ),
+        artifacts=artifacts,
+        provenance=_provenance(root.sub("provenance")),
+        path=path,
+    )
+
+
+def verify_artifact(manifest: Manifest, artifact: ArtifactInfo | str) -> Path:
+    """Check the artifact's file exists and its SHA-256 matches the manifest; return its path."""
+    if isinstance(artifact, str):
+        artifact = manifest.artifact(artifact)
+    path = manifest.artifact_path(artifact)
+    if not path.is_file():
+        raise LowrankEdgeError(
+            f"artifact '{artifact.id}': file {path} is missing (listed in {manifest.path})"
+        )
+    _check_sha256(path, artifact.sha256, f"artifact '{artifact.id}' ({path})")
+    return path
+
+
+def _check_sha256(path: Path, expected: str, what: str) -> None:
+    actual = sha256_file(path)
+    if actual != expected:
+        raise LowrankEdgeError(
+            f"{what}: SHA-256 mismatch: manifest says {expected}, file has {actual}; "
+            "the file was modified or damaged - re-export it"
+        )
+
+
+def _model(f: _Fields) -> ModelInfo:
+    inp, out, source = f.sub("input"), f.sub("output"), f.sub("source")
+    return ModelInfo(
+        name=f.get("name", str),
+        dataset=f.get("dataset", str, nullable=True),
+        num_classes=f.get("num_classes", int),
+        labels=tuple(f.list_of("labels", str)),
+        input=InputInfo(
+            name=inp.get("name", str),
+            shape=inp.shape("shape"),
+            dtype=inp.get("dtype", str),
+            range=inp.pair("range"),
+        ),
+        output=OutputInfo(name=out.get("name", str), shape=out.shape("shape")),
+        params=f.get("params", int),
+        trainable_params=f.get("trainable_params", int),
+        macs=f.get("macs", int),
+        flops=f.get("flops", int),
+        source=SourceInfo(path=source.get("path", str), sha256=source.sha256("sha256")),
+        compression=f.get("compression", dict, nullable=True),
+    )
+
+
+def _tensor_io(f: _Fields) -> TensorIO:
+    return TensorIO(
+        name=f.get("name", str),
+        dtype=f.get("dtype", str),
+        scale=f.get("scale", float, nullable=True),
+        zero_point=f.get("zero_point", int, nullable=True),
+    )
+
+
+def _artifact(f: _Fields) -> ArtifactInfo:
+    fmt = f.get("format", str)
+    if fmt not in FORMATS:
+        raise f.error("format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    parity = f.sub("parity", nullable=True)
+    return ArtifactInfo(
+        id=f.get("id", str),
+        format=fmt,
+        variant=f.get("variant", str),
+        file=f.file_name("file"),
+        bytes=f.get("bytes", int),
+        sha256=f.sha256("sha256"),
+        input=_tensor_io(f.sub("input")),
+        output=_tensor_io(f.sub("output")),
+        parity=None if parity is None else _parity(parity),
+    )
+
+
+def _parity(f: _Fields) -> Parity:
+    tolerance = f.get("tolerance", dict)
+    for key, value in tolerance.items():
+        if not _is_number(value):
+            raise f.error(f"tolerance.{key}", f"must be a number, got {type(value).__name__}")
+    return Parity(
+        samples=f.get("samples", int),
+        max_abs_diff=f.get("max_abs_diff", float),
+        mean_abs_diff=f.get("mean_abs_diff", float),
+        argmax_agreement=f.get("argmax_agreement", float),
+        accuracy=f.get("accuracy", float, nullable=True),
+        keras_accuracy=f.get("keras_accuracy", float, nullable=True),
+        passed=f.get("passed", bool),
+        tolerance={key: float(value) for key, value in tolerance.items()},
+    )
+
+
+def _provenance(f: _Fields) -> Provenance:
+    names = ("lowrank_edge", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime")
+    versions = {name: f.get(name, str, nullable=True) for name in names}
+    return Provenance(
+        created=f.get("created", str),
+        ai_edge_litert=f.get("ai_edge_litert", str, nullable=True),
+        python=f.get("python", str, nullable=True),
+        **versions,
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    dict: "an object",
+    list: "a list",
+}
+
+
+class _Fields:
+    """Typed access to one JSON object of the manifest; errors name the file and dotted field."""
+
+    def __init__(self, data: Any, where: str, source: str):
+        self.where, self.source = where, source
+        if not isinstance(data, dict):
+            label = f"field '{where}'" if where else "top level"
+            raise LowrankEdgeError(f"{source}: {label} must be an object, got {_kind(data)}")
+        self.data = data
+
+    def error(self, key: str, problem: str) -> LowrankEdgeError:
+        return LowrankEdgeError(f"{self.source}: field '{self._name(key)}' {problem}")
+
+    def get(self, key: str, kind: type, *, nullable: bool = False) -> Any:
+        if key not in self.data:
+            raise LowrankEdgeError(f"{self.source}: missing field '{self._name(key)}'")
+        value = self.data[key]
+        if value is None and nullable:
+            return None
+        if kind is float and _is_number(value):
+            if not math.isfinite(value):
+                raise self.error(key, f"must be a finite number, got {value}")
+            return float(value)
+        if kind is int and isinstance(value, bool):
+            raise self.error(key, "must be an integer, got a boolean")
+        if not isinstance(value, kind):
+            raise self.error(key, f"must be {_TYPE_NAMES[kind]}, got {_kind(value)}")
+        return value
+
+    def sub(self, key: str, *, nullable: bool = False) -> _Fields | None:
+        value = self.get(key, dict, nullable=nullable)
+        return None if value is None else _Fields(value, self._name(key), self.source)
+
+    def items(self, key: str) -> list[_Fields]:
+        values = self.get(key, list)
+        return [_Fields(v, f"{self._name(key)}[{i}]", self.source) for i, v in enumerate(values)]
+
+    def list_of(self, key: str, kind: type) -> list[Any]:
+        values = self.get(key, list)
+        for i, value in enumerate(values):
+            if not isinstance(value, kind):
+                raise self.error(f"{key}[{i}]", f"must be {_TYPE_NAMES[kind]}, got {_kind(value)}")
+        return values
+
+    def shape(self, key: str) -> tuple[int | None, ...]:
+        values = self.get(key, list)
+        for i, value in enumerate(values):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise self.error(f"{key}[{i}]", f"must be an integer or null, got {_kind(value)}")
+        return tuple(values)
+
+    def pair(self, key: str) -> tuple[float, float]:
+        values = self.get(key, list)
+        if len(values) != 2 or not all(_is_number(v) for v in values):
+            raise self.error(key, f"must be [low, high] numbers, got {values!r}")
+        return float(values[0]), float(values[1])
+
+    def sha256(self, key: str) -> str:
+        value = self.get(key, str)
+        if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+            raise self.error(key, f"must be 64 lowercase hex digits, got {value!r}")
+        return value
+
+    def file_name(self, key: str) -> str:
+        value = self.get(key, str)
+        if value in ("", ".", "..") or Path(value).name != value or "\\" in value:
+            raise self.error(key, f"must be a plain file name in the export folder, got {value!r}")
+        return value
+
+    def _name(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )

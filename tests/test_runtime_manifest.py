@@ -1,0 +1,150 @@
+"""The manifest reader: schema validation with clear errors, checksums of artifacts and samples."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from harness.export import copy_export, shared_export
+
+from lowrank_edge.errors import LowrankEdgeError
+from lowrank_edge.runtime import SCHEMA_VERSION, load_manifest, open_artifact, verify_artifact
+from lowrank_edge.runtime.manifest import manifest_from_dict
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    return shared_export(tmp_path_factory)
+
+
+@pytest.fixture
+def folder(shared, tmp_path):
+    return copy_export(shared, tmp_path)
+
+
+def _rewrite(folder, change):
+    path = folder / "manifest.json"
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_dict_round_trip_is_lossless(shared):
+    manifest = shared.roundtrip.manifest
+    assert manifest.schema == SCHEMA_VERSION
+    assert manifest_from_dict(json.loads(json.dumps(manifest.to_dict()))) == manifest
+
+
+def _set(path, value):
+    def change(data):
+        *parents, last = path
+        for key in parents:
+            data = data[key]
+        data[last] = value
+
+    return change
+
+
+def _delete(path):
+    def change(data):
+        *parents, last = path
+        for key in parents:
+            data = data[key]
+        del data[last]
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (_set(["schema"], 2), r"schema 2 is not supported \(this lowrank-edge reads schema 1\)"),
+        (_delete(["model", "input", "name"]), r"missing field 'model\.input\.name'"),
+        (_delete(["provenance"]), r"missing field 'provenance'"),
+        (
+            _set(["artifacts", 0, "bytes"], "12"),
+            r"field 'artifacts\[0\]\.bytes' must be an integer, got a string",
+        ),
+        (
+            _set(["artifacts", 1, "parity", "passed"], 1),
+            r"field 'artifacts\[1\]\.parity\.passed' must be true or false, got int",
+        ),
+        (
+            _set(["model", "params"], True),
+            r"field 'model\.params' must be an integer, got a boolean",
+        ),
+        (_set(["model", "labels"], "abcde"), r"field 'model\.labels' must be a list, got a string"),
+        (
+            _set(["model", "input", "shape", 1], "28"),
+            r"'model\.input\.shape\[1\]' must be an integer",
+        ),
+        (_set(["artifacts", 0, "format"], "coreml"), r"'artifacts\[0\]\.format' must be one of"),
+        (
+            _set(["artifacts", 0, "file"], "../../model.keras"),
+            r"'artifacts\[0\]\.file' must be a plain file name",
+        ),
+        (_set(["artifacts", 0, "sha256"], "abc"), r"'artifacts\[0\]\.sha256' must be 64 lowercase"),
+        (_set(["samples"], []), r"field 'samples' must be an object, got a list"),
+        (
+            _set(["artifacts", 1, "id"], "tflite-float32"),
+            r"artifact ids repeat: tflite-float32",
+        ),
+    ],
+)
+def test_invalid_manifest_names_the_file_and_field(folder, change, message):
+    path = _rewrite(folder, change)
+    with pytest.raises(LowrankEdgeError, match=message) as caught:
+        load_manifest(folder)
+    assert str(caught.value).startswith(f"{path}: ")
+
+
+def test_manifest_that_is_not_json_or_missing(folder, tmp_path):
+    (folder / "manifest.json").write_text('{"schema": 1,')
+    with pytest.raises(LowrankEdgeError, match=r"manifest\.json: not valid JSON \(line 1, column"):
+        load_manifest(folder / "manifest.json")
+    with pytest.raises(
+        LowrankEdgeError,
+        match=r"elsewhere/manifest\.json: manifest not found \(export the model first\)",
+    ):
+        load_manifest(tmp_path / "elsewhere")
+
+
+def test_unknown_artifact_id_lists_the_known_ones(shared):
+    with pytest.raises(
+        LowrankEdgeError, match=r"no artifact 'tflite-int4' \(it has: tflite-float32, "
+    ):
+        shared.roundtrip.manifest.artifact("tflite-int4")
+
+
+@pytest.mark.parametrize("artifact_id", ["tflite-int8-full", "onnx-float32"])
+def test_tampered_artifact_is_detected(folder, artifact_id):
+    manifest = load_manifest(folder)
+    path = manifest.artifact_path(artifact_id)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(LowrankEdgeError, match=rf"artifact '{artifact_id}' .*SHA-256 mismatch"):
+        verify_artifact(manifest, artifact_id)
+    with pytest.raises(LowrankEdgeError, match="SHA-256 mismatch"):
+        open_artifact(manifest, artifact_id)
+
+
+def test_missing_artifact_file_is_reported(folder):
+    manifest = load_manifest(folder)
+    manifest.artifact_path("tflite-float32").unlink()
+    with pytest.raises(LowrankEdgeError, match=r"artifact 'tflite-float32': file .* is missing"):
+        open_artifact(manifest, "tflite-float32")
+
+
+def test_tampered_or_missing_samples_are_detected(folder):
+    manifest = load_manifest(folder)
+    samples = folder / manifest.samples.file
+    data = bytearray(samples.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    samples.write_bytes(bytes(data))
+    with pytest.raises(LowrankEdgeError, match=r"samples file .* SHA-256 mismatch"):
+        manifest.load_samples()
+    samples.unlink()
+    with pytest.raises(LowrankEdgeError, match=r"samples file .*samples\.npz is missing"):
+        manifest.load_samples()
