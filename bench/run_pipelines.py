@@ -6,6 +6,10 @@ the wall time of each step. Usage (from the repo root, after scripts/setup.sh):
 
     .venv/bin/python bench/run_pipelines.py                 # both datasets
     .venv/bin/python bench/run_pipelines.py --datasets mnist --export tflite,onnx
+    .venv/bin/python bench/run_pipelines.py --datasets mnist --export tflite,onnx --export-only
+
+`--export-only` exports the models of an earlier run (models/<dataset>/results.json) without
+retraining, and adds the artifact size/parity table.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--finetune-epochs", type=int, default=2)
     parser.add_argument("--export", default="", help="formats to export for MNIST: tflite,onnx")
+    parser.add_argument(
+        "--export-only", action="store_true", help="export the models of an earlier run only"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "pipelines")
     args = parser.parse_args()
 
@@ -52,10 +59,13 @@ def main() -> None:
             overwrite=True,
         )
         start = time.perf_counter()
-        run_pipeline(config)
+        if args.export_only:
+            summary = _export_earlier_run(config)
+        else:
+            run_pipeline(config)
+            summary = json.loads((config.out_dir / "results.json").read_text())
         wall = time.perf_counter() - start
-        summary = json.loads((config.out_dir / "results.json").read_text())
-        tables.append(_dataset_section(dataset, summary, wall))
+        tables.append(_dataset_section(dataset, summary, wall, args.export_only))
 
     text = "\n\n".join(tables) + "\n"
     print(text)
@@ -67,9 +77,86 @@ def main() -> None:
     )
 
 
-def _dataset_section(dataset: str, summary: dict, wall: float) -> str:
+def _export_earlier_run(config: PipelineConfig) -> dict:
+    """Export every model listed in `<out_dir>/results.json` and record the manifests there."""
+    from lowrank_edge.data import load_dataset
+    from lowrank_edge.export import export_model
+
+    results_path = config.out_dir / "results.json"
+    summary = json.loads(results_path.read_text())
+    data = load_dataset(config.dataset, config.data_dir)
+    for record in summary["models"]:
+        target = config.out_dir / record["name"]
+        start = time.perf_counter()
+        manifest = export_model(
+            record["path"],
+            target,
+            formats=config.export_formats,
+            tflite_variants=config.tflite_variants,
+            dataset=data,
+            overwrite=True,
+        )
+        record["export"] = {
+            "dir": str(target),
+            "manifest": manifest.to_dict(),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+    write_json_atomic(results_path, summary)
+    return summary
+
+
+def export_table(summary: dict) -> str:
+    """Size and parity of every artifact of every model (issue: export benchmark table)."""
+    reference = _artifact_bytes(summary["models"][0], "tflite-float32")
+    header = [
+        "Model",
+        "Artifact",
+        "Bytes",
+        "% of original float32 TFLite",
+        "max |Δ|",
+        "Argmax agree",
+        "Accuracy",
+        "Keras accuracy",
+        "Parity",
+    ]
+    rows = []
+    for record in summary["models"]:
+        manifest = (record.get("export") or {}).get("manifest")
+        if not manifest:
+            continue
+        for artifact in manifest["artifacts"]:
+            parity = artifact.get("parity") or {}
+            rows.append(
+                [
+                    record["name"],
+                    artifact["id"],
+                    f"{artifact['bytes']:,}",
+                    f"{100 * artifact['bytes'] / reference:.1f}%" if reference else "–",
+                    f"{parity['max_abs_diff']:.2e}" if parity else "–",
+                    f"{100 * parity['argmax_agreement']:.2f}%" if parity else "–",
+                    f"{100 * parity['accuracy']:.2f}%"
+                    if parity.get("accuracy") is not None
+                    else "–",
+                    f"{100 * parity['keras_accuracy']:.2f}%"
+                    if parity.get("keras_accuracy") is not None
+                    else "–",
+                    ("pass" if parity["passed"] else "FAIL") if parity else "not checked",
+                ]
+            )
+    return markdown_table(header, rows) if rows else ""
+
+
+def _artifact_bytes(record: dict, artifact_id: str) -> int | None:
+    manifest = (record.get("export") or {}).get("manifest") or {}
+    for artifact in manifest.get("artifacts", []):
+        if artifact["id"] == artifact_id:
+            return artifact["bytes"]
+    return None
+
+
+def _dataset_section(dataset: str, summary: dict, wall: float, export_only: bool) -> str:
     models = summary["models"]
-    times = [["whole pipeline", f"{wall:.0f}"]]
+    times = [["export only" if export_only else "whole pipeline", f"{wall:.0f}"]]
     base_train = models[0].get("train")
     if base_train:
         times.append(["train base", f"{base_train['seconds']:.0f}"])
@@ -81,6 +168,7 @@ def _dataset_section(dataset: str, summary: dict, wall: float) -> str:
             f"## {title}",
             summary_table(summary),
             models_table(summary),
+            export_table(summary),
             markdown_table(["Step", "Wall seconds"], times),
         ]
     )
