@@ -1,0 +1,58 @@
+"""Write the derived outputs of a result folder (CSV, report, plots), or of several merged."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from lowrank_edge.benchmark.plots import plots_unavailable, write_plots
+from lowrank_edge.benchmark.report import render_report
+from lowrank_edge.benchmark.results import PROFILE_NAME, read_jsonl, read_results, write_csv
+from lowrank_edge.errors import LowrankEdgeError
+from lowrank_edge.fileio import check_can_write, write_text_atomic
+
+CSV_NAME = "results.csv"
+REPORT_NAME = "report.md"
+
+
+def _profile_rows(folder: Path) -> list[dict]:
+    path = folder / PROFILE_NAME
+    return read_jsonl(path) if path.is_file() else []
+
+
+def write_outputs(
+    records: Sequence[dict], profile_rows: Sequence[dict], out_dir: Path, title: str
+) -> list[Path]:
+    """results.csv, report.md and the plots for these records in `out_dir`; the paths written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [write_csv(records, out_dir / CSV_NAME)]
+    plots = write_plots(records, out_dir) if records else []
+    written += [out_dir / name for name in plots]
+    report = render_report(records, profile_rows, plots, plots_unavailable(), title)
+    written.append(write_text_atomic(out_dir / REPORT_NAME, report))
+    return written
+
+
+def finish_folder(folder: str | os.PathLike) -> list[Path]:
+    """Derive CSV, report and plots of one `bench` result folder from its JSONL files."""
+    folder = Path(folder)
+    records = read_results(folder)
+    return write_outputs(records, _profile_rows(folder), folder, f"Benchmark report: {folder.name}")
+
+
+def merge_folders(
+    folders: Sequence[str | os.PathLike], out_dir: str | os.PathLike, overwrite: bool = False
+) -> list[Path]:
+    """One comparison report (and CSV, plots) over several result folders, e.g. several devices."""
+    if not folders:
+        raise LowrankEdgeError("give at least one result folder to report on")
+    out_dir = Path(out_dir)
+    check_can_write(out_dir / REPORT_NAME, overwrite)
+    records, profile_rows = [], []
+    for folder in folders:
+        folder = Path(folder)
+        records += read_results(folder)
+        profile_rows += _profile_rows(folder if folder.is_dir() else folder.parent)
+    names = ", ".join(dict.fromkeys(r.get("device", "?") for r in records))
+    return write_outputs(records, profile_rows, out_dir, f"Benchmark comparison: {names}")

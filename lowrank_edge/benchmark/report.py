@@ -1,0 +1,257 @@
+"""`report.md` from result records: per backend latency and actual vs theoretical speedup.
+
+Works for one result folder or several merged (`bench-report`): with more than
+one device, each backend's table is split by device and a cross-device
+comparison table follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from lowrank_edge.benchmark.records import LOW_EFFICIENCY
+
+PROFILE_TOP_LAYERS = 12
+
+METHOD = (
+    "Each configuration (model x backend x variant x threads x batch) is timed after a warm-up,"
+    " until a minimum number of runs and a minimum time are reached (bounded by a maximum time),"
+    " on fixed seeded inputs drawn from the real samples saved at export. Models of a"
+    " configuration are interleaved in rounds (A B C A B C ...), each opened, timed and closed in"
+    " its turn. **Actual speedup** = median over rounds of p50(baseline) / p50(model), with its"
+    " interquartile range in brackets; **theoretical** = MACs(baseline) / MACs(model) from the"
+    " manifests; **efficiency** = actual / theoretical. Flags: `slower` (actual < 1), `low-eff`"
+    f" (efficiency < {LOW_EFFICIENCY})."
+)
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _speedup(record: dict) -> str:
+    actual = record.get("actual_speedup")
+    if actual is None:
+        return "-"
+    spread = record.get("speedup_spread") or {}
+    if spread.get("rounds", 0) > 1:
+        return f"{actual:.2f}x [{spread['q1']:.2f}-{spread['q3']:.2f}]"
+    return f"{actual:.2f}x"
+
+
+def _flags(record: dict) -> str:
+    short = {"slower_than_baseline": "slower", "efficiency_below_0.5": "low-eff"}
+    return " ".join(short.get(flag, flag) for flag in record.get("flags") or [])
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _order(records: Iterable[dict]) -> list[dict]:
+    return sorted(records, key=lambda r: (r["variant"], r["threads"], r["batch"]))
+
+
+def _devices(records: Sequence[dict]) -> list[str]:
+    return list(dict.fromkeys(r.get("device", "?") for r in records))
+
+
+def device_section(records: Sequence[dict]) -> list[str]:
+    """One row of system facts per device (from the first record of each)."""
+    rows = []
+    for device in _devices(records):
+        first = next(r for r in records if r.get("device", "?") == device)
+        facts = first.get("system") or {}
+        packages = facts.get("packages") or {}
+        load = facts.get("load_average")
+        tf_version = packages.get("tensorflow") or packages.get("tensorflow-cpu")
+        rows.append(
+            (
+                device,
+                facts.get("host", "-"),
+                facts.get("cpu_model", "-"),
+                facts.get("cpu_count", "-"),
+                ",".join(str(c) for c in first.get("cpus") or []) or "-",
+                " ".join(f"{x:.2f}" for x in load) if load else "-",
+                facts.get("os", "-"),
+                facts.get("python", "-"),
+                packages.get("onnxruntime") or "-",
+                packages.get("ai-edge-litert") or "-",
+                tf_version or "-",
+                facts.get("lowrank_edge", "-"),
+            )
+        )
+    header = (
+        "device", "host", "CPU", "cores", "affinity", "load avg", "OS", "Python",
+        "onnxruntime", "ai-edge-litert", "tensorflow", "lowrank-edge",
+    )  # fmt: skip
+    return ["## Devices", "", *_table(header, rows), ""]
+
+
+def backend_section(backend: str, records: Sequence[dict]) -> list[str]:
+    """Latency and speedups of one backend, split by device when there are several."""
+    lines = [f"## {backend}", ""]
+    if not any(r["status"] == "ok" for r in records):
+        return lines + ["No configuration ran (see Failures).", ""]
+    devices = _devices(records)
+    for device in devices:
+        ok = [r for r in records if r.get("device", "?") == device and r["status"] == "ok"]
+        if not ok:
+            continue
+        if len(devices) > 1:
+            lines += [f"### {device}", ""]
+        baseline = ok[0].get("baseline", "-")
+        lines += [f"Baseline: `{baseline}`.", ""]
+        rows = [
+            (
+                r["model"],
+                r["variant"],
+                r["threads"],
+                r["batch"],
+                _num(r["latency"]["p50_ms"]),
+                _num(r["latency"]["p90_ms"]),
+                _num(r["latency"]["throughput"], 1),
+                _speedup(r),
+                _num(r.get("theoretical_speedup"), 2),
+                _num(r.get("efficiency"), 2),
+                _flags(r),
+            )  # fmt: skip
+            for r in _order(ok)
+        ]
+        header = (
+            "model", "variant", "threads", "batch", "p50 ms", "p90 ms", "samples/s",
+            "actual speedup [IQR]", "theoretical", "efficiency", "flags",
+        )  # fmt: skip
+        if any(r.get("repeat_spread") is not None for r in ok):
+            spreads = [_percent(r.get("repeat_spread")) for r in _order(ok)]
+            rows = [(*row, spread) for row, spread in zip(rows, spreads, strict=True)]
+            header = (*header, "p50 spread over repeats")
+        lines += [*_table(header, rows), ""]
+    return lines
+
+
+def cross_device_section(records: Sequence[dict]) -> list[str]:
+    """Actual speedup (and p50) of each configuration on each device, side by side."""
+    devices = _devices(records)
+    ok = [r for r in records if r["status"] == "ok"]
+    keys = list(
+        dict.fromkeys(
+            (r["model"], r["backend"], r["variant"], r["threads"], r["batch"]) for r in ok
+        )
+    )
+    index = {
+        (r.get("device", "?"), r["model"], r["backend"], r["variant"], r["threads"], r["batch"]): r
+        for r in ok
+    }
+    rows = []
+    for key in keys:
+        cells = []
+        for device in devices:
+            record = index.get((device, *key))
+            cells.append(
+                "-"
+                if record is None
+                else f"{_speedup(record)} ({_num(record['latency']['p50_ms'])} ms)"
+            )
+        rows.append((*key, *cells))
+    header = ("model", "backend", "variant", "threads", "batch", *devices)
+    return ["## Across devices: actual speedup (p50)", "", *_table(header, rows), ""]
+
+
+def profile_section(rows: Sequence[dict]) -> list[str]:
+    """Per-layer ONNX Runtime times: each original layer in the baseline vs its factors."""
+    if not rows:
+        return []
+    lines = [
+        "## Per-layer view (ONNX Runtime profiler)",
+        "",
+        "Mean µs per run of each original layer in the baseline and in the model (the sum of its"
+        " factors when factorised). Layers joined with `+` share fused kernels. Full data:"
+        " `profile.jsonl`.",
+        "",
+    ]
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        key = (row.get("device", "?"), row["model"], row["variant"], row["threads"], row["batch"])
+        groups.setdefault(key, []).append(row)
+    for (device, model, variant, threads, batch), layer_rows in groups.items():
+        top = sorted(layer_rows, key=lambda r: -max(r["baseline_us"], r["model_us"]))
+        table = [
+            (
+                r["layer"],
+                _num(r["baseline_us"], 1),
+                _num(r["model_us"], 1),
+                _num(r.get("speedup"), 2),
+                "yes" if r["factorised"] else "",
+            )  # fmt: skip
+            for r in top[:PROFILE_TOP_LAYERS]
+        ]
+        lines += [
+            f"### {model} vs {layer_rows[0]['baseline']} ({device}, {variant}, threads {threads},"
+            f" batch {batch})",
+            "",
+            *_table(("layer", "baseline µs", "model µs", "speedup", "factorised"), table),
+            "",
+        ]
+    return lines
+
+
+def failure_section(records: Sequence[dict]) -> list[str]:
+    """Every failed configuration with its error."""
+    failed = [r for r in records if r["status"] != "ok"]
+    if not failed:
+        return []
+    rows = [
+        (
+            r.get("device", "?"),
+            r["model"],
+            r["backend"],
+            r["variant"],
+            r["threads"],
+            r["batch"],
+            (r.get("error") or "").replace("|", "\\|"),
+        )  # fmt: skip
+        for r in failed
+    ]
+    header = ("device", "model", "backend", "variant", "threads", "batch", "error")
+    return ["## Failures", "", *_table(header, rows), ""]
+
+
+def warning_section(records: Sequence[dict]) -> list[str]:
+    """Distinct warnings (e.g. more threads than CPUs)."""
+    warnings = list(dict.fromkeys(w for r in records for w in r.get("warnings") or []))
+    if not warnings:
+        return []
+    return ["## Warnings", "", *[f"- {w}" for w in warnings], ""]
+
+
+def render_report(
+    records: Sequence[dict],
+    profile_rows: Sequence[dict] = (),
+    plots: Sequence[str] = (),
+    plot_note: str | None = None,
+    title: str = "Benchmark report",
+) -> str:
+    """The whole Markdown report for `records` (one device or several)."""
+    lines = [f"# {title}", "", METHOD, ""]
+    if not records:
+        return "\n".join(lines + ["No results.", ""])
+    lines += device_section(records)
+    for backend in dict.fromkeys(r["backend"] for r in records):
+        lines += backend_section(backend, [r for r in records if r["backend"] == backend])
+    if len(_devices(records)) > 1:
+        lines += cross_device_section(records)
+    lines += profile_section(profile_rows)
+    if plots or plot_note:
+        lines += ["## Plots", ""]
+        lines += [f"![{name}]({name})" for name in plots]
+        lines += [plot_note, ""] if plot_note else [""]
+    lines += warning_section(records)
+    lines += failure_section(records)
+    return "\n".join(lines)

@@ -1,0 +1,392 @@
+"""The benchmark sweep: every model x backend x variant x threads x batch, interleaved per group.
+
+Models of one configuration group (backend, variant, threads, batch) are timed
+together in interleaved rounds; each finished group appends one record per
+model to results.jsonl. Anything that goes wrong for a model or a group is
+recorded as a failure with its message and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lowrank_edge.benchmark.backends import (
+    KERAS_VARIANT,
+    BackendOptions,
+    artifact_for,
+    backend_variants,
+    missing_runtime,
+    parse_backends,
+    runtime_opener,
+)
+from lowrank_edge.benchmark.inputs import make_batch
+from lowrank_edge.benchmark.interleave import Measurement, describe_error, measure_interleaved
+from lowrank_edge.benchmark.keras_backend import run_keras_worker
+from lowrank_edge.benchmark.models import BenchModel, baseline_index, load_models
+from lowrank_edge.benchmark.profiling import (
+    TraceProfile,
+    compare_layers,
+    fused_aliases,
+    parse_ort_trace,
+    trace_profile,
+)
+from lowrank_edge.benchmark.progress import Progress
+from lowrank_edge.benchmark.records import GroupContext, build_records, failure_record
+from lowrank_edge.benchmark.results import PROFILE_NAME, RESULTS_NAME, JsonlWriter
+from lowrank_edge.benchmark.system import available_cpus, pin_cpus, system_facts
+from lowrank_edge.benchmark.timing import TimingPolicy, time_calls, warm_up
+from lowrank_edge.errors import LowrankEdgeError
+from lowrank_edge.fileio import check_can_write
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What to benchmark and how; see `lowrank-edge bench --help` for each option."""
+
+    models: tuple[str, ...]
+    backends: tuple[str, ...] = ("litert", "onnxruntime")
+    variants: tuple[str, ...] = ("float32",)
+    threads: tuple[int, ...] = (1,)
+    batches: tuple[int, ...] = (1,)
+    baseline: str | None = None
+    policy: TimingPolicy = field(default_factory=TimingPolicy)
+    options: BackendOptions = field(default_factory=BackendOptions)
+    cpus: tuple[int, ...] | None = None
+    profile: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise LowrankEdgeError("give at least one exported model folder to benchmark")
+        if not self.threads or not self.batches or not self.variants:
+            raise LowrankEdgeError("--threads, --batch and --variants each need at least one value")
+        bad = [b for b in self.batches if b < 1]
+        if bad:
+            raise LowrankEdgeError(f"--batch: batch sizes must be >= 1, got {bad}")
+        parse_backends(self.backends)
+
+
+@dataclass
+class SweepOutcome:
+    """Where the results went and how many configurations succeeded or failed."""
+
+    out_dir: Path
+    ok: int = 0
+    failed: int = 0
+    profiled_layers: int = 0
+
+
+@dataclass
+class _Prepared:
+    """A model ready to time: its samples, or why it cannot be timed at all."""
+
+    model: BenchModel
+    samples: np.ndarray | None
+    error: str | None
+
+
+def _prepare(models: Sequence[BenchModel]) -> list[_Prepared]:
+    prepared = []
+    for model in models:
+        if model.manifest is None:
+            prepared.append(_Prepared(model, None, model.error))
+            continue
+        try:
+            prepared.append(_Prepared(model, model.manifest.load_samples()[0], None))
+        except LowrankEdgeError as error:
+            prepared.append(_Prepared(model, None, describe_error(error)))
+    return prepared
+
+
+def _thread_problem(threads: int) -> str | None:
+    if threads < 1:
+        return f"thread count must be >= 1, got {threads}"
+    return None
+
+
+def _thread_warnings(threads: int) -> tuple[str, ...]:
+    cpus = len(available_cpus())
+    if threads > cpus:
+        return (f"{threads} threads on {cpus} available CPU(s): threads share cores",)
+    return ()
+
+
+class _Sweep:
+    """One sweep's state: models, writers, progress; runs the groups in order."""
+
+    def __init__(self, config: SweepConfig, out_dir: Path, progress: Progress, run: dict):
+        self.config, self.out_dir, self.progress, self.run = config, out_dir, progress, run
+        self.models = load_models(config.models)
+        self.baseline = baseline_index(self.models, config.baseline)
+        self.prepared = _prepare(self.models)
+        self.backends = parse_backends(config.backends)
+        self.outcome = SweepOutcome(out_dir)
+        self.results = JsonlWriter(out_dir / RESULTS_NAME)
+        self.profiles = JsonlWriter(out_dir / PROFILE_NAME) if config.profile else None
+        self._verified: dict[tuple[int, str], str | None] = {}
+
+    # -- bookkeeping --------------------------------------------------------------------------
+    def plan(self) -> list[tuple[str, str]]:
+        """(backend, variant) pairs to run; requested variants a backend lacks are noted."""
+        pairs = []
+        for backend in self.backends:
+            variants = backend_variants(backend, self.config.variants, self.models)
+            if not any(m.manifest is not None for m in self.models):
+                # nothing loaded: still record each configuration's failure
+                variants = [KERAS_VARIANT] if backend == "keras" else list(self.config.variants)
+            skipped = [v for v in self.config.variants if v not in variants]
+            if skipped:
+                self.progress.note(
+                    f"note: {backend}: no model has variant(s) {', '.join(skipped)}; skipped"
+                )
+            pairs.extend((backend, variant) for variant in variants)
+        return pairs
+
+    def total_steps(self, pairs: Sequence[tuple[str, str]]) -> int:
+        timed = sum(p.error is None for p in self.prepared)
+        per_group = timed * self.config.policy.rounds * self.config.policy.repeats
+        runnable = [(b, v) for b, v in pairs if missing_runtime(b) is None]
+        valid_threads = sum(_thread_problem(t) is None for t in self.config.threads)
+        groups = len(runnable) * valid_threads * len(self.config.batches)
+        profile = timed if self.config.profile else 0
+        onnx_groups = sum(b == "onnxruntime" for b, _ in runnable) * valid_threads
+        return groups * per_group + onnx_groups * len(self.config.batches) * profile
+
+    def write(self, records: Sequence[dict]) -> None:
+        for record in records:
+            self.results.write(record)
+            if record["status"] == "ok":
+                self.outcome.ok += 1
+            else:
+                self.outcome.failed += 1
+
+    def context(self, backend: str, variant: str, threads: int, batch: int) -> GroupContext:
+        return GroupContext(backend, variant, threads, batch, self.run, _thread_warnings(threads))
+
+    def fail_all(self, context: GroupContext, error: str) -> None:
+        self.write([failure_record(context, p.model, None, error) for p in self.prepared])
+
+    # -- groups -------------------------------------------------------------------------------
+    def run_all(self) -> SweepOutcome:
+        pairs = self.plan()
+        self.progress.total = max(self.total_steps(pairs), 1)
+        for backend, variant in pairs:
+            missing = missing_runtime(backend)
+            for threads in self.config.threads:
+                problem = missing or _thread_problem(threads)
+                if problem is None and _thread_warnings(threads):
+                    self.progress.note(f"warning: {backend}: {_thread_warnings(threads)[0]}")
+                if problem is not None:
+                    for batch in self.config.batches:
+                        self.fail_all(self.context(backend, variant, threads, batch), problem)
+                    continue
+                if backend == "keras":
+                    self.keras_groups(variant, threads)
+                else:
+                    for batch in self.config.batches:
+                        self.runtime_group(backend, variant, threads, batch)
+        return self.outcome
+
+    def verified_artifact(self, index: int, backend: str, variant: str):
+        """The model's artifact for (backend, variant), checksum-verified once; or an error."""
+        from lowrank_edge.runtime.manifest import verify_artifact
+
+        model = self.models[index]
+        artifact = artifact_for(model, backend, variant)
+        key = (index, artifact.id)
+        if key not in self._verified:
+            try:
+                verify_artifact(model.manifest, artifact)
+                self._verified[key] = None
+            except LowrankEdgeError as error:
+                self._verified[key] = describe_error(error)
+        if self._verified[key] is not None:
+            raise LowrankEdgeError(self._verified[key])
+        return artifact
+
+    def runtime_group(self, backend: str, variant: str, threads: int, batch: int) -> None:
+        context = self.context(backend, variant, threads, batch)
+        openers, artifacts, errors, inputs = [], [], [], []
+        for index, prepared in enumerate(self.prepared):
+            opener = artifact = error = x = None
+            if prepared.error is not None:
+                error = prepared.error
+            else:
+                try:
+                    artifact = self.verified_artifact(index, backend, variant)
+                    x = make_batch(prepared.samples, batch, self.config.seed)
+                    opener = runtime_opener(
+                        prepared.model, artifact, threads, x, self.config.options
+                    )
+                except LowrankEdgeError as problem:
+                    error = describe_error(problem)
+            openers.append(opener)
+            artifacts.append(artifact.id if artifact else None)
+            errors.append(error)
+            inputs.append(x)
+        group = f"{backend} {variant} threads={threads} batch={batch}"
+        measurements = measure_interleaved(
+            openers, self.config.policy, on_step=self._step_callback(group)
+        )
+        for index, error in enumerate(errors):
+            if error is not None:
+                measurements[index] = Measurement(error=error)
+        self.write(build_records(context, self.models, artifacts, measurements, self.baseline))
+        if self.profiles is not None and backend == "onnxruntime":
+            self.profile_group(context, artifacts, inputs, measurements)
+
+    def keras_groups(self, variant: str, threads: int) -> None:
+        models = [p.model if p.error is None else None for p in self.prepared]
+
+        def on_step(batch: int, index: int, repeat: int, rnd: int) -> None:
+            group = f"keras {variant} threads={threads} batch={batch}"
+            self._step_callback(group)(index, repeat, rnd)
+
+        by_batch = run_keras_worker(
+            models, threads, self.config.batches, self.config.policy, self.config.seed, on_step
+        )
+        for batch in self.config.batches:
+            measurements = by_batch[batch]
+            for index, prepared in enumerate(self.prepared):
+                if prepared.error is not None:
+                    measurements[index] = Measurement(error=prepared.error)
+            context = self.context("keras", variant, threads, batch)
+            sources = [
+                p.model.manifest.model.source.path if p.model.manifest else None
+                for p in self.prepared
+            ]
+            self.write(build_records(context, self.models, sources, measurements, self.baseline))
+
+    def _step_callback(self, group: str):
+        rounds, repeats = self.config.policy.rounds, self.config.policy.repeats
+
+        def on_step(index: int, repeat: int, rnd: int) -> None:
+            detail = f"| {self.models[index].label} round {rnd + 1}/{rounds}"
+            if repeats > 1:
+                detail += f" repeat {repeat + 1}/{repeats}"
+            self.progress.step(group, detail)
+
+        return on_step
+
+    # -- profiling ----------------------------------------------------------------------------
+    def profile_group(self, context: GroupContext, artifacts, inputs, measurements) -> None:
+        """Profile each timed model again with ORT's profiler; compare layers with the baseline."""
+        folder = self.out_dir / "profiles"
+        folder.mkdir(parents=True, exist_ok=True)
+        traces: dict[int, TraceProfile] = {}
+        budget = self.config.policy.per_round()
+        for index, measurement in enumerate(measurements):
+            if not measurement.ok:
+                continue
+            model = self.models[index]
+            self.progress.step(
+                f"onnxruntime profile threads={context.threads} batch={context.batch}",
+                f"| {model.label}",
+            )
+            prefix = (
+                folder
+                / f"{_safe(model.label)}-{context.variant}-t{context.threads}-b{context.batch}"
+            )
+            try:
+                opener = runtime_opener(
+                    model, model.manifest.artifact(artifacts[index]), context.threads,
+                    inputs[index], self.config.options, profile_prefix=str(prefix),
+                )  # fmt: skip
+                traces[index] = _profile_once(opener, budget)
+            except Exception as error:  # a profile that fails is noted, timing results stand
+                self.progress.note(
+                    f"warning: profiling {model.label} failed: {describe_error(error)}"
+                )
+        if self.baseline not in traces:
+            return
+        aliases = [pair for trace in traces.values() for pair in fused_aliases(trace)]
+        base = self.models[self.baseline]
+        for index, trace in traces.items():
+            if index == self.baseline:
+                continue
+            for row in compare_layers(traces[self.baseline], trace, aliases):
+                self.profiles.write(
+                    {
+                        "device": self.run["device"],
+                        "run_id": self.run["run_id"],
+                        "model": self.models[index].label,
+                        "baseline": base.label,
+                        "backend": context.backend,
+                        "variant": context.variant,
+                        "threads": context.threads,
+                        "batch": context.batch,
+                        "runs": trace.runs,
+                        **row,
+                    }
+                )
+                self.outcome.profiled_layers += 1
+
+    def close(self) -> None:
+        self.results.close()
+        if self.profiles is not None:
+            self.profiles.close()
+
+
+def _profile_once(opener, budget: TimingPolicy) -> TraceProfile:
+    """Open a profiling ORT session, warm up, run one round's budget, parse its trace."""
+    session = opener()
+    try:
+        warmed = warm_up(session.run, budget)
+        time_calls(session.run, budget)
+        trace_path = session.runner.end_profiling()
+    finally:
+        session.close()
+    return trace_profile(*parse_ort_trace(trace_path, skip_runs=warmed))
+
+
+def _safe(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+
+
+def run_sweep(
+    config: SweepConfig,
+    out_dir: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> SweepOutcome:
+    """Run the whole sweep into `out_dir` (results.jsonl, and profile.jsonl with profiling).
+
+    Existing results are replaced only with `overwrite`. Records are flushed one by
+    one, so an interrupted sweep keeps what it finished.
+    """
+    out_dir = Path(out_dir)
+    results_path = out_dir / RESULTS_NAME
+    check_can_write(results_path, overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in (RESULTS_NAME, PROFILE_NAME):
+        (out_dir / name).unlink(missing_ok=True)
+    pinned = pin_cpus(config.cpus) if config.cpus else None
+    facts = system_facts()
+    run = {
+        "run_id": uuid.uuid4().hex[:12],
+        "device": out_dir.resolve().name,
+        "host": facts["host"],
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cpus": facts["affinity"],
+        "pinned": pinned is not None,
+        "policy": config.policy.to_dict(),
+        "options": asdict(config.options),
+        "seed": config.seed,
+        "system": facts,
+    }
+    progress = progress or Progress(1)
+    sweep = _Sweep(config, out_dir, progress, run)
+    try:
+        outcome = sweep.run_all()
+    finally:
+        sweep.close()
+    progress.finish(f"{outcome.ok} configuration(s) timed, {outcome.failed} failed")
+    return outcome

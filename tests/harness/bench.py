@@ -1,0 +1,55 @@
+"""Benchmark test helpers: tiny exported models and fast timing budgets.
+
+- `export_bench_models(folder)`: the tiny mini-ResNet ("base", untrained) and its rank-halved
+  compression ("e50", with its compression sidecar), each exported (TFLite float32 + ONNX +
+  real samples) with `lowrank_edge.export.export_model`; returns {"base": dir, "e50": dir}.
+  Datasets, the model config and the sidecar writer come from `harness.export`.
+- `FAST_POLICY` / `FAST_CLI_ARGS`: timing budgets small enough for tests (never timed on).
+- `TF_BLOCKER`: `harness.export.block_imports_code()`, for subprocesses that must prove a code
+  path is TensorFlow-free.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.export import TINY_CONFIG, block_imports_code, make_pattern_dataset, save_with_sidecar
+from lowrank_edge.benchmark.timing import TimingPolicy
+
+PARITY_SAMPLES = 16
+
+FAST_POLICY = TimingPolicy(
+    warmup_runs=1, warmup_s=0.0, min_runs=4, min_time_s=0.0, max_time_s=2.0, rounds=2, repeats=1
+)
+FAST_CLI_ARGS = [
+    "--warmup-runs", "1", "--warmup-time", "0", "--min-runs", "4", "--min-time", "0",
+    "--max-time", "2", "--rounds", "2", "--quiet",
+]  # fmt: skip
+
+TF_BLOCKER = block_imports_code()
+
+
+def export_bench_models(folder: Path) -> dict[str, Path]:
+    """Export a tiny baseline and its rank-halved compression into `folder`; their export dirs."""
+    from lowrank_edge.compress import FractionPolicy, compress_model
+    from lowrank_edge.export import export_model
+    from lowrank_edge.resnet import build_mini_resnet
+
+    base = build_mini_resnet(TINY_CONFIG)
+    compressed = compress_model(base, FractionPolicy(0.5), break_even=False)
+    dataset = make_pattern_dataset(n_train=64, n_val=8, n_test=48)
+    folders = {}
+    for name, model, sidecar in (
+        ("base", base, None),
+        ("e50", compressed.model, compressed.to_dict()),
+    ):
+        model_path = save_with_sidecar(model, folder / f"{name}.keras", sidecar)
+        export_model(
+            model_path,
+            folder / name,
+            dataset=dataset,
+            parity_samples=PARITY_SAMPLES,
+            log=lambda message: None,
+        )
+        folders[name] = folder / name
+    return folders

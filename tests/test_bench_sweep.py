@@ -1,0 +1,251 @@
+"""The benchmark sweep on tiny exported models: every backend, failures, TF-free path, CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import shutil
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from harness.bench import FAST_CLI_ARGS, FAST_POLICY, TF_BLOCKER, export_bench_models
+
+from lowrank_edge.benchmark.outputs import finish_folder
+from lowrank_edge.benchmark.progress import Progress
+from lowrank_edge.benchmark.results import read_jsonl, read_results
+from lowrank_edge.benchmark.sweep import SweepConfig, run_sweep
+from lowrank_edge.benchmark.system import available_cpus
+from lowrank_edge.cli import main
+
+HAS_TF = importlib.util.find_spec("tensorflow") is not None
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    return export_bench_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def full_sweep(exported, tmp_path_factory):
+    out = tmp_path_factory.mktemp("results") / "device-a"
+    backends = ("litert", "onnxruntime") + (("keras",) if HAS_TF else ())
+    config = SweepConfig(
+        models=(str(exported["base"]), str(exported["e50"])),
+        backends=backends,
+        threads=(1,),
+        batches=(1, 3),
+        policy=FAST_POLICY,
+        profile=True,
+    )
+    outcome = run_sweep(config, out, progress=Progress(1, enabled=False))
+    finish_folder(out)
+    return out, outcome, backends
+
+
+def test_sweep_times_every_backend_with_finite_efficiency(full_sweep):
+    out, outcome, backends = full_sweep
+    records = read_results(out)
+    assert len(records) == 2 * len(backends) * 2  # models x backends x batches
+    assert outcome.failed == 0, [r["error"] for r in records if r["status"] != "ok"]
+    assert {r["backend"] for r in records} == set(backends)
+    for record in records:
+        latency = record["latency"]
+        assert latency["runs"] >= FAST_POLICY.min_runs
+        assert latency["min_ms"] <= latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
+        assert record["system"]["cpu_model"] and record["cpus"]
+        if record["model"] == "base":
+            assert record["is_baseline"] and record["actual_speedup"] == 1.0
+            continue
+        assert record["theoretical_speedup"] > 1.0  # rank halved: fewer MACs
+        assert math.isfinite(record["actual_speedup"]) and record["actual_speedup"] > 0
+        assert record["efficiency"] == pytest.approx(
+            record["actual_speedup"] / record["theoretical_speedup"]
+        )
+        assert record["speedup_spread"]["rounds"] == FAST_POLICY.rounds
+
+
+def test_sweep_writes_csv_report_plots_and_layer_profile(full_sweep):
+    out, _, backends = full_sweep
+    lines = (out / "results.csv").read_text().splitlines()
+    assert lines[0].startswith("device,host,cpu_model,model,backend")
+    assert len(lines) == 1 + 2 * len(backends) * 2
+    report = (out / "report.md").read_text()
+    for backend in backends:
+        assert f"## {backend}" in report
+    assert "| e50 | float32 | 1 | 3 |" in report
+    for png in ("speedup.png", "latency_threads.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = read_jsonl(out / "profile.jsonl")
+    assert {(r["model"], r["baseline"], r["batch"]) for r in rows} == {
+        ("e50", "base", 1),
+        ("e50", "base", 3),
+    }
+    factorised = [r for r in rows if r["factorised"]]
+    assert factorised and all(r["baseline_us"] > 0 and r["model_us"] > 0 for r in factorised)
+    assert "stem_conv" in " ".join(r["layer"] for r in factorised)
+
+
+def test_failures_are_recorded_and_the_sweep_goes_on(exported, tmp_path):
+    no_tflite = tmp_path / "no-tflite"
+    shutil.copytree(exported["e50"], no_tflite)
+    next(no_tflite.glob("*.tflite")).unlink()
+    bad_manifest = tmp_path / "bad-manifest"
+    bad_manifest.mkdir()
+    too_many = len(available_cpus()) + 1
+    (bad_manifest / "manifest.json").write_text('{"schema": 1, "model": ')
+    config = SweepConfig(
+        models=(str(exported["base"]), str(no_tflite), str(bad_manifest)),
+        backends=("litert", "onnxruntime"),
+        threads=(0, 1, too_many),
+        batches=(1,),
+        policy=FAST_POLICY,
+    )
+    outcome = run_sweep(config, tmp_path / "out", progress=Progress(1, enabled=False))
+    records = read_results(tmp_path / "out")
+    assert len(records) == 3 * 2 * 3 and outcome.ok + outcome.failed == len(records)
+    by = {(r["model"], r["backend"], r["threads"]): r for r in records}
+    for record in records:
+        if record["threads"] == 0:
+            assert record["status"] == "failed"
+            assert record["error"] == "thread count must be >= 1, got 0"
+        elif record["model"] == "bad-manifest":
+            assert record["status"] == "failed" and "not valid JSON" in record["error"]
+    missing = by[("no-tflite", "litert", 1)]
+    assert missing["status"] == "failed" and "is missing" in missing["error"]
+    assert by[("no-tflite", "onnxruntime", 1)]["status"] == "ok"
+    assert by[("base", "litert", 1)]["status"] == "ok"
+    assert by[("base", "onnxruntime", 1)]["status"] == "ok"
+    oversubscribed = by[("base", "onnxruntime", too_many)]
+    assert oversubscribed["status"] == "ok"  # run anyway, with a warning
+    assert f"{too_many} threads on {too_many - 1} available CPU(s)" in oversubscribed["warnings"][0]
+
+
+class _InterruptAt(Progress):
+    """Simulates Ctrl-C when the sweep reaches a group."""
+
+    def __init__(self, group: str):
+        super().__init__(1, enabled=False)
+        self.group = group
+
+    def step(self, group: str, detail: str = "") -> None:
+        if group == self.group:
+            raise KeyboardInterrupt
+        super().step(group, detail)
+
+
+def test_interrupted_sweep_keeps_finished_records(exported, tmp_path):
+    config = SweepConfig(
+        models=(str(exported["base"]), str(exported["e50"])),
+        backends=("litert",),
+        batches=(1, 2),
+        policy=FAST_POLICY,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(config, tmp_path, progress=_InterruptAt("litert float32 threads=1 batch=2"))
+    records = read_results(tmp_path)
+    assert [(r["model"], r["batch"], r["status"]) for r in records] == [
+        ("base", 1, "ok"),
+        ("e50", 1, "ok"),
+    ]
+
+
+def test_bench_runs_without_tensorflow(exported, tmp_path):
+    """The TF-free path: tensorflow/keras imports are blocked; keras is a recorded failure."""
+    out = tmp_path / "tf-free"
+    cpu = available_cpus()[-1]  # pinned in the subprocess only
+    code = TF_BLOCKER + (
+        "import importlib, pkgutil, lowrank_edge.benchmark as bench\n"
+        "for info in pkgutil.iter_modules(bench.__path__):\n"
+        "    importlib.import_module(f'lowrank_edge.benchmark.{info.name}')\n"
+        "from lowrank_edge.cli import main\n"
+        "main(sys.argv[1:], standalone_mode=False)\n"
+        "leaked = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n"
+        "assert not leaked, leaked\n"
+    )
+    args = ["bench", str(exported["base"]), str(exported["e50"]), "--backends",
+            "litert,onnxruntime,keras", "--profile", "--cpus", str(cpu), "--out", str(out),
+            *FAST_CLI_ARGS]  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    records = read_results(out)
+    status = {(r["model"], r["backend"]): r for r in records}
+    assert all(r["cpus"] == [cpu] and r["pinned"] for r in records)
+    for model in ("base", "e50"):
+        assert status[(model, "litert")]["status"] == "ok"
+        assert status[(model, "onnxruntime")]["status"] == "ok"
+        keras = status[(model, "keras")]
+        assert keras["status"] == "failed"
+        assert "the keras backend needs tensorflow and keras" in keras["error"]
+        assert "lowrank-edge[train]" in keras["error"]
+    report = (out / "report.md").read_text()
+    assert "## keras\n\nNo configuration ran (see Failures)." in report
+    assert "## Failures" in report
+
+
+def test_cli_bench_baseline_refusal_and_merged_report(exported, tmp_path):
+    runner = CliRunner()
+    models = [str(exported["base"]), str(exported["e50"])]
+    for device, repeats in (("device-a", "1"), ("device-b", "2")):
+        options = ["--backends", "litert", "--baseline", str(exported["e50"]), "--repeats", repeats]
+        result = runner.invoke(
+            main, ["bench", *models, *options, "--out", str(tmp_path / device), *FAST_CLI_ARGS]
+        )
+        assert result.exit_code == 0, result.output
+        assert "2 configuration(s) timed, 0 failed" in result.output
+    records = read_results(tmp_path / "device-a")
+    assert {r["model"]: r["is_baseline"] for r in records} == {"base": False, "e50": True}
+    assert all(r["baseline"] == "e50" for r in records)
+    assert all(len(r["p50_repeats_ms"]) == 2 for r in read_results(tmp_path / "device-b"))
+
+    again = runner.invoke(main, ["bench", *models, "--out", str(tmp_path / "device-a")])
+    assert again.exit_code == 1
+    assert "results.jsonl already exists; pass --overwrite" in again.output
+
+    merged = tmp_path / "merged"
+    result = runner.invoke(
+        main,
+        [
+            "bench-report",
+            str(tmp_path / "device-a"),
+            str(tmp_path / "device-b"),
+            "--out",
+            str(merged),
+        ],  # fmt: skip
+    )
+    assert result.exit_code == 0, result.output
+    report = (merged / "report.md").read_text()
+    assert "## Across devices" in report
+    assert "### device-a" in report and "### device-b" in report
+    assert "p50 spread over repeats" in report  # device-b repeated its rounds
+    assert len((merged / "results.csv").read_text().splitlines()) == 1 + 4
+
+
+def test_cli_rejects_bad_options_with_clear_messages(exported, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["bench", str(exported["base"]), "--threads", "1,x"])
+    assert result.exit_code == 2 and "expected comma-separated integers" in result.output
+    result = runner.invoke(main, ["bench", str(exported["base"]), "--backends", "tensorrt",
+                                  "--out", str(tmp_path / "o")])  # fmt: skip
+    assert result.exit_code == 1
+    assert "unknown backend(s) tensorrt; choose from litert, onnxruntime, keras" in result.output
+    result = runner.invoke(main, ["bench", str(exported["base"]), "--batch", "0",
+                                  "--out", str(tmp_path / "o")])  # fmt: skip
+    assert result.exit_code == 1 and "batch sizes must be >= 1, got [0]" in result.output
+
+
+def test_bench_report_needs_result_files(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(main, ["bench-report", str(tmp_path / "empty")])
+    assert result.exit_code == 1
+    assert "no benchmark results here" in result.output
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "results.jsonl").write_text(json.dumps({"model": "a"}) + "\n{oops\n")
+    result = CliRunner().invoke(main, ["bench-report", str(bad), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert "results.jsonl: line 2: not valid JSON" in result.output
