@@ -143,7 +143,7 @@ def run_pipeline(
         f"{len(data.x_test)} test, {data.num_classes} classes"
     )
 
-    base_model, base_path, base_record = _base_model(config, data, out_dir, log)
+    base_model, base_record = _base_model(config, data, out_dir, log)
     records = [base_record]
     for energy in config.energies:
         options = replace(config.compress, energy=energy, rank=None, fraction=None)
@@ -151,13 +151,17 @@ def run_pipeline(
             _compressed_record(config, options, base_model, base_record, data, out_dir, log)
         )
 
-    if config.export_formats:
-        _export_all(config, data, out_dir, base_path, records, log)
-
     summary = {"settings": _settings(config), "dataset": _dataset_facts(data), "models": records}
     write_json_atomic(results_path, summary, overwrite=True)
     log(f"[report] wrote {results_path}")
     _write_reports(summary, out_dir, log)
+
+    if config.export_formats:
+        failures = _export_all(config, data, out_dir, records, log)
+        write_json_atomic(results_path, summary, overwrite=True)  # now with the manifests
+        log(f"[report] updated {results_path} with the exports")
+        if failures:
+            raise LowrankEdgeError("export failed for " + "; ".join(failures))
     return records
 
 
@@ -184,7 +188,7 @@ def _base_model(config: PipelineConfig, data: Dataset, out_dir: Path, log: Log):
         f"[base] params {record['params']:,}  MACs {record['macs']:,}  "
         f"test accuracy {record['accuracy']['test']:.4f}"
     )
-    return model, path, record
+    return model, record
 
 
 def _compressed_record(config, options, base_model, base_record, data, out_dir, log) -> dict:
@@ -228,23 +232,34 @@ def sidecar_path(model_path: str | Path) -> Path:
     return model_path.with_name(f"{model_path.stem}.compression.json")
 
 
-def _export_all(config, data, out_dir, base_path, records, log) -> None:
-    """Export every model of the run into `<out_dir>/<name>/` with its manifest."""
+def _export_all(config, data, out_dir, records, log) -> list[str]:
+    """Export every model of the run into `<out_dir>/<name>/`; return the failures.
+
+    A model whose export fails (e.g. a parity check) is recorded and the others go on.
+    """
     from lowrank_edge.export import export_model
 
+    failures = []
     for record in records:
         target = out_dir / record["name"]
         log(f"[export] {record['name']} -> {target}/ ({', '.join(config.export_formats)})")
-        manifest = export_model(
-            record["path"],
-            target,
-            formats=config.export_formats,
-            tflite_variants=config.tflite_variants,
-            dataset=data,
-            overwrite=config.overwrite,
-            log=log,
-        )
+        try:
+            manifest = export_model(
+                record["path"],
+                target,
+                formats=config.export_formats,
+                tflite_variants=config.tflite_variants,
+                dataset=data,
+                overwrite=config.overwrite,
+                log=log,
+            )
+        except LowrankEdgeError as error:
+            log(f"[export] {record['name']} FAILED: {error}")
+            record["export"] = {"dir": str(target), "error": str(error)}
+            failures.append(f"{record['name']}: {error}")
+            continue
         record["export"] = {"dir": str(target), "manifest": manifest.to_dict()}
+    return failures
 
 
 def _settings(config: PipelineConfig) -> dict:
