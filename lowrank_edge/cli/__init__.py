@@ -33,16 +33,10 @@ def main() -> None:
 
 
 def _register() -> None:
-    """Attach every sub-command module's commands to `main`."""
-    import importlib
+    """Attach every sub-command module's commands to `main` (none imports TensorFlow)."""
+    from lowrank_edge.cli import bench_cmd, data_cmd, export_cmd, model_cmd
 
-    for module_name in ("data_cmd", "model_cmd", "export_cmd", "bench_cmd"):
-        try:
-            module = importlib.import_module(f"lowrank_edge.cli.{module_name}")
-        except ModuleNotFoundError as error:
-            if error.name == f"lowrank_edge.cli.{module_name}":
-                continue  # that part of the tool is not built yet
-            raise
+    for module in (data_cmd, model_cmd, export_cmd, bench_cmd):
         for command in module.COMMANDS:
             main.add_command(command)
 
