@@ -29,10 +29,24 @@ def load_model(path: str | os.PathLike):
 
 
 def save_model(model, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Save `model` to `path` (.keras) atomically; refuse to replace a file unless `overwrite`."""
+    """Save `model` for inference to `path` (.keras) atomically; refuse to replace unless asked.
+
+    The optimizer state is left out (a compiled Keras model would save Adam's moments too,
+    which triples the file and makes "model size" meaningless).
+    """
     path = Path(path)
     if path.suffix != ".keras":
         raise LowrankEdgeError(f"{path}: model files must end in .keras")
     with atomic_path(path, overwrite=overwrite) as tmp:
-        model.save(tmp)
+        inference_copy(model).save(tmp)
     return path
+
+
+def inference_copy(model):
+    """An uncompiled copy of `model` with the same weights (the model itself if uncompiled)."""
+    if getattr(model, "optimizer", None) is None:
+        return model
+    # from_config, not clone_model: Keras 3 clone_model compiles the clone like its source.
+    copy = model.__class__.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy

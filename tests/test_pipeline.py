@@ -2,10 +2,9 @@
 
 import json
 
-import numpy as np
 import pytest
+from harness.data import make_pattern_dataset
 
-from lowrank_edge.data.dataset import Dataset
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.pipeline import CompressOptions, PipelineConfig, parse_energies, run_pipeline
 from lowrank_edge.resnet import ResNetConfig
@@ -14,28 +13,9 @@ from lowrank_edge.train import FitConfig
 TINY = ResNetConfig(num_classes=3, widths=(4, 8), blocks_per_stage=1, head_units=8)
 
 
-def tiny_dataset(n: int = 96, classes: int = 3, seed: int = 0) -> Dataset:
-    """Three easy classes: a bright square in a different corner per class, plus noise."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, size=n)
-    x = rng.uniform(0, 0.2, size=(n, 28, 28, 1)).astype("float32")
-    for i, label in enumerate(y):
-        r, c = [(2, 2), (2, 16), (16, 9)][label]
-        x[i, r : r + 10, c : c + 10, 0] += 0.8
-    x = np.clip(x, 0, 1)
-    third = n // 3
-    return Dataset(
-        name="tiny",
-        x_train=x[: 2 * third - 8],
-        y_train=y[: 2 * third - 8].astype("int64"),
-        x_val=x[2 * third - 8 : 2 * third + 8],
-        y_val=y[2 * third - 8 : 2 * third + 8].astype("int64"),
-        x_test=x[2 * third + 8 :],
-        y_test=y[2 * third + 8 :].astype("int64"),
-        num_classes=classes,
-        labels=("a", "b", "c"),
-        source="made by the test",
-    )
+def tiny_dataset():
+    """Three easy classes in memory (the shared harness' pattern images)."""
+    return make_pattern_dataset(num_classes=3, n_train=64, n_val=16, n_test=32)
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,7 @@ _augment_option = click.option(
     "--augment/--no-augment",
     default=True,
     show_default=True,
-    help="Random shifts of up to 2 pixels while training the base model.",
+    help="Random shifts of up to 2 pixels of the training images (training and fine-tuning).",
 )
 
 
@@ -227,18 +227,19 @@ def train(
 @_data_dir_option
 @click.option(
     "--finetune-epochs",
-    default=2,
+    default=4,
     show_default=True,
     type=click.IntRange(0),
     help="Fine-tuning epochs after compression (0: compress only, no data needed).",
 )
 @click.option(
     "--lr",
-    default=5e-4,
+    default=1e-3,
     show_default=True,
     type=click.FloatRange(0, min_open=True),
-    help="Fine-tuning learning rate.",
+    help="Fine-tuning peak learning rate (Adam, cosine decay).",
 )
+@_augment_option
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(1))
 @click.option(
     "--patience",
@@ -261,6 +262,7 @@ def compress(
     data_dir,
     finetune_epochs,
     lr,
+    augment,
     batch_size,
     patience,
     seed,
@@ -292,6 +294,7 @@ def compress(
             learning_rate=lr,
             patience=patience,
             seed=seed,
+            augment=augment,
         )
         if finetune_epochs
         else None
@@ -358,8 +361,8 @@ def evaluate(model_path, dataset, data_dir):
     help="Training epochs for the base model.",
 )
 @_augment_option
-@click.option("--finetune-epochs", default=2, show_default=True, type=click.IntRange(0))
-@click.option("--finetune-lr", default=5e-4, show_default=True, type=float)
+@click.option("--finetune-epochs", default=4, show_default=True, type=click.IntRange(0))
+@click.option("--finetune-lr", default=1e-3, show_default=True, type=float)
 @click.option(
     "--energy-measure", type=click.Choice(["squared", "abs"]), default="squared", show_default=True
 )
@@ -410,7 +413,11 @@ def pipeline(
         model=ResNetConfig(widths=widths, blocks_per_stage=blocks, head_units=head_units),
         train=FitConfig(epochs=epochs, seed=seed, augment=augment),
         finetune=FitConfig(
-            epochs=finetune_epochs, learning_rate=finetune_lr, patience=2, seed=seed
+            epochs=finetune_epochs,
+            learning_rate=finetune_lr,
+            patience=2,
+            seed=seed,
+            augment=augment,
         ),
         compress=CompressOptions(energy=1.0, measure=energy_measure, round_to=round_to),
         export_formats=_split_list(export_formats, {"tflite", "onnx"}, "--export"),

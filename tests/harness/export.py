@@ -1,6 +1,6 @@
 """Export round trips (keras-hub `run_litert_export_test` style), shared by every export test.
 
-- `make_pattern_dataset()`: a tiny in-memory `Dataset` whose classes are easy to tell apart
+- (the tiny in-memory `Dataset` comes from `harness.data.make_pattern_dataset`)
   (stripes of different orientation on faint noise), pixel values on the uint8 grid.
 - `build_factorised_model(dataset)`: the tiny mini-ResNet, trained briefly, compressed with
   `lowrank_edge.compress.compress_model` (every Conv2D and Dense split into a factor pair);
@@ -23,68 +23,18 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from harness.data import make_pattern_dataset
 from lowrank_edge.data.dataset import Dataset
 from lowrank_edge.export import TOLERANCES, export_model
 from lowrank_edge.model_io import save_model
 from lowrank_edge.resnet import ResNetConfig, build_mini_resnet
 from lowrank_edge.runtime import Manifest, load_manifest, open_artifact, verify_artifact
+from lowrank_edge.train import FitConfig, fit
 
 TINY_CONFIG = ResNetConfig(num_classes=5, widths=(4, 8), blocks_per_stage=1, head_units=8)
 PARITY_SAMPLES = 64
 ALL_TFLITE_VARIANTS = ("float32", "float16", "int8-dynamic", "int8-full")
 BLOCKED_MODULES = ("tensorflow", "keras", "tf2onnx")
-
-
-def make_pattern_dataset(
-    num_classes: int = 5, n_train: int = 320, n_val: int = 32, n_test: int = 128, seed: int = 0
-) -> Dataset:
-    """Stripe images (horizontal, vertical, two diagonals, checks) on faint noise, in [0, 1].
-
-    The classes differ in local texture, which a conv net with global pooling can tell apart
-    after a few steps; pixel values lie on the uint8 grid like real image data.
-    """
-    if not 2 <= num_classes <= 5:
-        raise ValueError("make_pattern_dataset supports 2..5 classes")
-    rows, cols = np.mgrid[0:28, 0:28]
-    patterns = [
-        rows % 4 < 2,
-        cols % 4 < 2,
-        (rows + cols) % 4 < 2,
-        (rows - cols) % 4 < 2,
-        (rows % 4 < 2) ^ (cols % 4 < 2),
-    ][:num_classes]
-    rng = np.random.default_rng(seed)
-
-    def split(count: int) -> tuple[np.ndarray, np.ndarray]:
-        labels = rng.integers(0, num_classes, count).astype(np.int64)
-        pixels = rng.integers(0, 80, (count, 28, 28, 1))
-        for index, label in enumerate(labels):
-            pixels[index, patterns[label], 0] += 150
-        return pixels.astype(np.float32) / np.float32(255.0), labels
-
-    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
-        split(n) for n in (n_train, n_val, n_test)
-    )
-    return Dataset(
-        name="patterns",
-        x_train=x_train,
-        y_train=y_train,
-        x_val=x_val,
-        y_val=y_val,
-        x_test=x_test,
-        y_test=y_test,
-        num_classes=num_classes,
-        labels=tuple(chr(ord("a") + i) for i in range(num_classes)),
-        source="tests/harness/export.py",
-    )
-
-
-def _fit(model: keras.Model, dataset: Dataset, epochs: int) -> None:
-    model.compile(
-        optimizer=keras.optimizers.Adam(5e-3),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-    model.fit(dataset.x_train, dataset.y_train, epochs=epochs, batch_size=32, verbose=0)
 
 
 def build_factorised_model(dataset: Dataset, seed: int = 0) -> tuple[keras.Model, dict]:
@@ -93,7 +43,7 @@ def build_factorised_model(dataset: Dataset, seed: int = 0) -> tuple[keras.Model
 
     keras.utils.set_random_seed(seed)
     base = build_mini_resnet(TINY_CONFIG)
-    _fit(base, dataset, epochs=4)
+    fit(base, dataset, FitConfig(epochs=4, batch_size=32, learning_rate=5e-3, verbose=0))
     result = compress_model(base, FractionPolicy(0.75), break_even=False)
     return result.model, result.to_dict()
 
