@@ -102,6 +102,12 @@ def write_markdown_report(summary: dict, path: Path) -> Path:
         models_table(summary),
         "## Rank kept per layer",
         rank_table(summary),
+        *[
+            f"### Per-layer report: {m['name']}\n\n"
+            + layer_report_table(m["compression"]["layers"])
+            for m in summary["models"]
+            if m["kind"] == "compressed"
+        ],
         "MACs count the multiply-accumulates of Conv2D/Dense kernels (see `lowrank_edge/cost.py`);"
         " theoretical speedup = MACs(original) / MACs(compressed).",
     ]
