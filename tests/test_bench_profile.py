@@ -105,3 +105,17 @@ def test_layers_compare_unfactorised_time_with_the_sum_of_factors(tmp_path):
     assert (dense["baseline_us"], dense["model_us"], dense["factorised"]) == (40.0, 15.0, True)
     assert rows[UNATTRIBUTED]["baseline_us"] == 7.0 and not rows[UNATTRIBUTED]["factorised"]
     assert list(rows) == ["conv_a+relu_a", UNATTRIBUTED, "dense"]  # execution order
+
+
+def test_node_scopes_see_through_ort_fused_prefix():
+    # Real ORT names from an exported mini-ResNet: fusion prefixes "fused " to the node name.
+    names = [
+        "fused mini_resnet_1/fc_lr_b_1/MatMul/MatMulAddFusion",
+        "mini_resnet_1/fc_lr_a_1/MatMul",
+        "mini_resnet_1/s1b1_a_conv_lr_a_1/convolution:0_nchwc",
+        "Conv__180:0_nchwc",
+    ]
+    scopes = node_scopes(names)
+    assert scopes["fused mini_resnet_1/fc_lr_b_1/MatMul/MatMulAddFusion"] == "fc_lr_b"
+    assert scopes["mini_resnet_1/s1b1_a_conv_lr_a_1/convolution:0_nchwc"] == "s1b1_a_conv_lr_a"
+    assert scopes["Conv__180:0_nchwc"] == UNATTRIBUTED

@@ -97,7 +97,8 @@ def parse_ort_trace(path: str | os.PathLike, skip_runs: int = 0) -> tuple[list[N
 
 def node_scopes(names: Sequence[str]) -> dict[str, str]:
     """Map node names to their layer scope (see the module docstring); unscoped → UNATTRIBUTED."""
-    split = {name: name.split("/") for name in set(names)}
+    # ORT names some fused nodes "fused <original name>": the scope is the original's.
+    split = {name: name.removeprefix("fused ").split("/") for name in set(names)}
     scoped = [parts for parts in split.values() if len(parts) >= 2]
     prefix = 0
     if scoped:
