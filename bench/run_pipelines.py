@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--datasets", default="mnist,emnist")
     parser.add_argument("--emnist-dir", type=Path, default=DEFAULT_EMNIST)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--finetune-epochs", type=int, default=4)
+    parser.add_argument("--finetune-epochs", type=int, default=8)
     parser.add_argument("--export", default="", help="formats to export for MNIST: tflite,onnx")
     parser.add_argument(
         "--export-only", action="store_true", help="export the models of an earlier run only"
@@ -52,7 +52,7 @@ def main() -> None:
             finetune=FitConfig(
                 epochs=args.finetune_epochs,
                 learning_rate=1e-3,
-                patience=2,
+                patience=3,
                 augment=True,
                 verbose=2,
             ),

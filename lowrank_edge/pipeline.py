@@ -118,7 +118,7 @@ class PipelineConfig:
     base: Path | None = None
     model: ResNetConfig = ResNetConfig()
     train: FitConfig = FitConfig(epochs=6, learning_rate=2e-3, augment=True)
-    finetune: FitConfig = FitConfig(epochs=4, learning_rate=1e-3, patience=2, augment=True)
+    finetune: FitConfig = FitConfig(epochs=8, learning_rate=1e-3, patience=3, augment=True)
     compress: CompressOptions = CompressOptions(energy=0.75)
     export_formats: tuple[str, ...] = ()
     tflite_variants: tuple[str, ...] = ("float32",)

@@ -227,7 +227,7 @@ def train(
 @_data_dir_option
 @click.option(
     "--finetune-epochs",
-    default=4,
+    default=8,
     show_default=True,
     type=click.IntRange(0),
     help="Fine-tuning epochs after compression (0: compress only, no data needed).",
@@ -243,7 +243,7 @@ def train(
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(1))
 @click.option(
     "--patience",
-    default=2,
+    default=3,
     show_default=True,
     type=click.IntRange(1),
     help="Early-stopping patience on validation accuracy.",
@@ -361,7 +361,7 @@ def evaluate(model_path, dataset, data_dir):
     help="Training epochs for the base model.",
 )
 @_augment_option
-@click.option("--finetune-epochs", default=4, show_default=True, type=click.IntRange(0))
+@click.option("--finetune-epochs", default=8, show_default=True, type=click.IntRange(0))
 @click.option("--finetune-lr", default=1e-3, show_default=True, type=float)
 @click.option(
     "--energy-measure", type=click.Choice(["squared", "abs"]), default="squared", show_default=True
@@ -415,7 +415,7 @@ def pipeline(
         finetune=FitConfig(
             epochs=finetune_epochs,
             learning_rate=finetune_lr,
-            patience=2,
+            patience=3,
             seed=seed,
             augment=augment,
         ),
