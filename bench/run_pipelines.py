@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from lowrank_edge.fileio import write_json_atomic, write_text_atomic
-from lowrank_edge.pipeline import PipelineConfig, run_pipeline
+from lowrank_edge.pipeline import PipelineConfig, export_records, run_pipeline
 from lowrank_edge.report import markdown_table, models_table, summary_table
 from lowrank_edge.train import FitConfig
 
@@ -84,28 +84,14 @@ def main() -> None:
 def _export_earlier_run(config: PipelineConfig) -> dict:
     """Export every model listed in `<out_dir>/results.json` and record the manifests there."""
     from lowrank_edge.data import load_dataset
-    from lowrank_edge.export import export_model
 
     results_path = config.out_dir / "results.json"
     summary = json.loads(results_path.read_text())
     data = load_dataset(config.dataset, config.data_dir)
-    for record in summary["models"]:
-        target = config.out_dir / record["name"]
-        start = time.perf_counter()
-        manifest = export_model(
-            record["path"],
-            target,
-            formats=config.export_formats,
-            tflite_variants=config.tflite_variants,
-            dataset=data,
-            overwrite=True,
-        )
-        record["export"] = {
-            "dir": str(target),
-            "manifest": manifest.to_dict(),
-            "seconds": round(time.perf_counter() - start, 1),
-        }
+    failures = export_records(config, data, config.out_dir, summary["models"])
     write_json_atomic(results_path, summary)
+    if failures:
+        print("export failures:\n" + "\n".join(failures))
     return summary
 
 

@@ -157,7 +157,7 @@ def run_pipeline(
     _write_reports(summary, out_dir, log)
 
     if config.export_formats:
-        failures = _export_all(config, data, out_dir, records, log)
+        failures = export_records(config, data, out_dir, records, log)
         write_json_atomic(results_path, summary, overwrite=True)  # now with the manifests
         log(f"[report] updated {results_path} with the exports")
         if failures:
@@ -232,8 +232,11 @@ def sidecar_path(model_path: str | Path) -> Path:
     return model_path.with_name(f"{model_path.stem}.compression.json")
 
 
-def _export_all(config, data, out_dir, records, log) -> list[str]:
-    """Export every model of the run into `<out_dir>/<name>/`; return the failures.
+def export_records(
+    config: PipelineConfig, data: Dataset, out_dir: Path, records: list[dict], log: Log = print
+) -> list[str]:
+    """Export every model of a run into `<out_dir>/<name>/`, recording each manifest in its
+    record (`record["export"]`); return the failures.
 
     A model whose export fails (e.g. a parity check) is recorded and the others go on.
     """
@@ -243,6 +246,7 @@ def _export_all(config, data, out_dir, records, log) -> list[str]:
     for record in records:
         target = out_dir / record["name"]
         log(f"[export] {record['name']} -> {target}/ ({', '.join(config.export_formats)})")
+        start = time.perf_counter()
         try:
             manifest = export_model(
                 record["path"],
@@ -258,7 +262,8 @@ def _export_all(config, data, out_dir, records, log) -> list[str]:
             record["export"] = {"dir": str(target), "error": str(error)}
             failures.append(f"{record['name']}: {error}")
             continue
-        record["export"] = {"dir": str(target), "manifest": manifest.to_dict()}
+        seconds = round(time.perf_counter() - start, 1)
+        record["export"] = {"dir": str(target), "manifest": manifest.to_dict(), "seconds": seconds}
     return failures
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from lowrank_edge.cli.options import overwrite_option
 from lowrank_edge.errors import LowrankEdgeError
 
 
@@ -88,7 +89,7 @@ INTS, NAMES = _IntList(), _NameList()
     default=None,
     help="Result folder (default: bench/results/<hostname>).",
 )
-@click.option("--overwrite", is_flag=True, help="Replace results already in --out.")
+@overwrite_option("Replace results already in --out.")
 @click.option(
     "--warmup-runs",
     type=int,
@@ -217,7 +218,7 @@ def bench(models, backends, variants, threads, batches, baseline, out_dir, overw
     show_default=True,
     help="Where the merged report, CSV and plots go.",
 )
-@click.option("--overwrite", is_flag=True, help="Replace a report already in --out.")
+@overwrite_option("Replace a report already in --out.")
 def bench_report(folders, out_dir, overwrite) -> None:  # fmt: skip
     """Merge result folders (e.g. one per device) into one comparison report."""
     from lowrank_edge.benchmark.outputs import merge_folders

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from lowrank_edge.cli.options import data_dir_option, dataset_option, overwrite_option
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.export.variants import FORMATS, INT8_IO_TYPES, TFLITE_VARIANTS
 
@@ -47,18 +48,8 @@ from lowrank_edge.export.variants import FORMATS, INT8_IO_TYPES, TFLITE_VARIANTS
     show_default=True,
     help="Test images for each artifact's parity check.",
 )
-@click.option(
-    "--dataset",
-    type=click.Choice(["mnist", "emnist"]),
-    default=None,
-    help="Dataset for parity, samples.npz and int8 calibration (emnist needs --data-dir).",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder with the dataset files.",
-)
+@dataset_option("Dataset for parity, samples.npz and int8 calibration (emnist needs --data-dir).")
+@data_dir_option
 @click.option(
     "--out-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -66,7 +57,7 @@ from lowrank_edge.export.variants import FORMATS, INT8_IO_TYPES, TFLITE_VARIANTS
     help="Export folder (default: beside the model, named after it: models/x/e75/).",
 )
 @click.option("--no-verify", is_flag=True, help="Skip the parity checks.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing export.")
+@overwrite_option("Replace an existing export.")
 @click.option("--verbose", is_flag=True, help="Show the converters' own output.")
 def export(
     model_path: Path,

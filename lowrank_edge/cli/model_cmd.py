@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from lowrank_edge.cli.options import data_dir_option, dataset_option, overwrite_option
 from lowrank_edge.errors import LowrankEdgeError
 
 
@@ -21,22 +22,6 @@ def _parse_widths(ctx, param, value: str) -> tuple[int, ...]:
     if not widths or min(widths) < 1:
         raise click.BadParameter("every width must be >= 1")
     return widths
-
-
-_dataset_option = click.option(
-    "--dataset",
-    type=click.Choice(["mnist", "emnist"]),
-    help="Dataset to train/evaluate on (emnist needs --data-dir).",
-)
-_data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder with the user's data files (EMNIST IDX/CSV, MNIST IDX or Kaggle train.csv).",
-)
-_overwrite_option = click.option(
-    "--overwrite", is_flag=True, help="Replace existing output files instead of refusing."
-)
 
 
 _augment_option = click.option(
@@ -155,8 +140,8 @@ def _load_data(dataset: str | None, data_dir: Path | None, needed_for: str):
 
 
 @click.command()
-@_dataset_option
-@_data_dir_option
+@dataset_option()
+@data_dir_option
 @click.option("--epochs", default=6, show_default=True, type=click.IntRange(1))
 @_augment_option
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(1))
@@ -175,7 +160,7 @@ def _load_data(dataset: str | None, data_dir: Path | None, needed_for: str):
     default=None,
     help="Where to save the model [default: models/<dataset>/base.keras].",
 )
-@_overwrite_option
+@overwrite_option()
 def train(
     dataset,
     data_dir,
@@ -223,8 +208,8 @@ def train(
 @click.command()
 @click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
 @_compress_options
-@_dataset_option
-@_data_dir_option
+@dataset_option()
+@data_dir_option
 @click.option(
     "--finetune-epochs",
     default=8,
@@ -255,7 +240,7 @@ def train(
     default=None,
     help="Output .keras [default: <model folder>/<e75|r16|f0.25>.keras].",
 )
-@_overwrite_option
+@overwrite_option()
 def compress(
     model_path,
     dataset,
@@ -308,8 +293,8 @@ def compress(
 
 @click.command()
 @click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
-@_dataset_option
-@_data_dir_option
+@dataset_option()
+@data_dir_option
 def evaluate(model_path, dataset, data_dir):
     """Print params, MACs, file size and validation/test accuracy of MODEL_PATH."""
     from lowrank_edge.measure import accuracy_record, cost_record, file_bytes
@@ -333,8 +318,8 @@ def evaluate(model_path, dataset, data_dir):
 
 
 @click.command()
-@_dataset_option
-@_data_dir_option
+@dataset_option()
+@data_dir_option
 @click.option(
     "--energies",
     default="0.5,0.75,0.9",
@@ -376,7 +361,7 @@ def evaluate(model_path, dataset, data_dir):
     help="TFLite variants to export: float32,float16,int8-dynamic,int8-full",
 )
 @click.option("--seed", default=0, show_default=True, type=int)
-@_overwrite_option
+@overwrite_option()
 def pipeline(
     dataset,
     data_dir,
