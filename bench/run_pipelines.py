@@ -48,12 +48,13 @@ def main() -> None:
             dataset=dataset,
             data_dir=args.emnist_dir if dataset == "emnist" else None,
             out_dir=REPO / "models" / dataset,
-            train=FitConfig(epochs=args.epochs, augment=True, verbose=2),
+            train=FitConfig(epochs=args.epochs, augment=True, balance_classes=True, verbose=2),
             finetune=FitConfig(
                 epochs=args.finetune_epochs,
                 learning_rate=1e-3,
                 patience=3,
                 augment=True,
+                balance_classes=True,
                 verbose=2,
             ),
             export_formats=tuple(f for f in args.export.split(",") if f)

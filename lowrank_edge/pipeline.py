@@ -117,8 +117,10 @@ class PipelineConfig:
     energies: tuple[float, ...] = (0.5, 0.75, 0.9)
     base: Path | None = None
     model: ResNetConfig = ResNetConfig()
-    train: FitConfig = FitConfig(epochs=6, learning_rate=2e-3, augment=True)
-    finetune: FitConfig = FitConfig(epochs=8, learning_rate=1e-3, patience=3, augment=True)
+    train: FitConfig = FitConfig(epochs=6, learning_rate=2e-3, augment=True, balance_classes=True)
+    finetune: FitConfig = FitConfig(
+        epochs=8, learning_rate=1e-3, patience=3, augment=True, balance_classes=True
+    )
     compress: CompressOptions = CompressOptions(energy=0.75)
     export_formats: tuple[str, ...] = ()
     tflite_variants: tuple[str, ...] = ("float32",)

@@ -32,6 +32,14 @@ _augment_option = click.option(
 )
 
 
+_balance_option = click.option(
+    "--balance-classes/--no-balance-classes",
+    default=True,
+    show_default=True,
+    help="Weight classes by inverse frequency (EMNIST-47's training split is skewed).",
+)
+
+
 def _model_options(func):
     for option in reversed(
         [
@@ -144,6 +152,7 @@ def _load_data(dataset: str | None, data_dir: Path | None, needed_for: str):
 @data_dir_option
 @click.option("--epochs", default=6, show_default=True, type=click.IntRange(1))
 @_augment_option
+@_balance_option
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(1))
 @click.option(
     "--lr",
@@ -166,6 +175,7 @@ def train(
     data_dir,
     epochs,
     augment,
+    balance_classes,
     batch_size,
     lr,
     seed,
@@ -194,7 +204,12 @@ def train(
         model,
         data,
         FitConfig(
-            epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed, augment=augment
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=lr,
+            seed=seed,
+            augment=augment,
+            balance_classes=balance_classes,
         ),
     )
     save_model(model, out, overwrite=overwrite)
@@ -225,6 +240,7 @@ def train(
     help="Fine-tuning peak learning rate (Adam, cosine decay).",
 )
 @_augment_option
+@_balance_option
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(1))
 @click.option(
     "--patience",
@@ -248,6 +264,7 @@ def compress(
     finetune_epochs,
     lr,
     augment,
+    balance_classes,
     batch_size,
     patience,
     seed,
@@ -280,6 +297,7 @@ def compress(
             patience=patience,
             seed=seed,
             augment=augment,
+            balance_classes=balance_classes,
         )
         if finetune_epochs
         else None
@@ -346,6 +364,7 @@ def evaluate(model_path, dataset, data_dir):
     help="Training epochs for the base model.",
 )
 @_augment_option
+@_balance_option
 @click.option("--finetune-epochs", default=8, show_default=True, type=click.IntRange(0))
 @click.option("--finetune-lr", default=1e-3, show_default=True, type=float)
 @click.option(
@@ -370,6 +389,7 @@ def pipeline(
     out_dir,
     epochs,
     augment,
+    balance_classes,
     finetune_epochs,
     finetune_lr,
     energy_measure,
@@ -396,13 +416,14 @@ def pipeline(
         energies=parse_energies(energies),
         base=base,
         model=ResNetConfig(widths=widths, blocks_per_stage=blocks, head_units=head_units),
-        train=FitConfig(epochs=epochs, seed=seed, augment=augment),
+        train=FitConfig(epochs=epochs, seed=seed, augment=augment, balance_classes=balance_classes),
         finetune=FitConfig(
             epochs=finetune_epochs,
             learning_rate=finetune_lr,
             patience=3,
             seed=seed,
             augment=augment,
+            balance_classes=balance_classes,
         ),
         compress=CompressOptions(energy=1.0, measure=energy_measure, round_to=round_to),
         export_formats=_split_list(export_formats, {"tflite", "onnx"}, "--export"),
