@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 exec .venv/bin/lowrank-edge pipeline --dataset mnist --energies 0.5,0.75,0.9 \
-  --out-dir models/mnist --export tflite,onnx "$@"
+  --out-dir models/mnist --export tflite,onnx \
+  --tflite-variants float32,float16,int8-dynamic,int8-full "$@"
