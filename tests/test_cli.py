@@ -114,3 +114,41 @@ def test_every_command_has_help():
     for command in ("data", "train", "compress", "evaluate", "pipeline"):
         result = run(command, "--help")
         assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_pipeline_command_trains_compresses_and_exports(mnist_dir, tmp_path):
+    out = tmp_path / "run"
+    result = run(
+        "pipeline",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        mnist_dir,
+        "--epochs",
+        "1",
+        "--finetune-epochs",
+        "1",
+        "--energies",
+        "0.5",
+        *TINY_MODEL,
+        "--export",
+        "tflite,onnx",
+        "--tflite-variants",
+        "float32",
+        "--out-dir",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    for name in (
+        "base.keras",
+        "e50.keras",
+        "results.json",
+        "report.md",
+        "base/manifest.json",
+        "e50/manifest.json",
+        "e50/e50.onnx",
+        "e50/e50-float32.tflite",
+    ):
+        assert (out / name).is_file(), name
+    again = run("pipeline", "--dataset", "mnist", "--data-dir", mnist_dir, "--out-dir", out)
+    assert again.exit_code == 1 and "--overwrite" in again.output
