@@ -64,6 +64,7 @@ class CompressedModel:
     model: object
     compression: dict
     accuracy_before_finetune: dict = field(default_factory=dict)
+    accuracy: dict = field(default_factory=dict)  # final: after fine-tuning, if any
     finetune: FitResult | None = None
 
 
@@ -98,6 +99,13 @@ def compress_and_finetune(
         if finetune is not None and finetune.epochs > 0:
             log(f"fine-tuning for up to {finetune.epochs} epochs")
             out.finetune = fit(result.model, data, finetune)
+            out.accuracy = accuracy_record(result.model, data)
+            log(
+                f"accuracy after fine-tuning: val {out.accuracy['val']:.4f} "
+                f"test {out.accuracy['test']:.4f}"
+            )
+        else:
+            out.accuracy = out.accuracy_before_finetune
     return out
 
 
@@ -213,7 +221,7 @@ def _compressed_record(config, options, base_model, base_record, data, out_dir, 
     record.update(cost_record(compressed.model))
     record["accuracy"] = {
         **{f"before_finetune_{k}": v for k, v in compressed.accuracy_before_finetune.items()},
-        **accuracy_record(compressed.model, data),
+        **compressed.accuracy,
     }
     record.update(relative_figures(record, base_record))
     record["finetune"] = compressed.finetune.to_dict() if compressed.finetune else None

@@ -75,6 +75,7 @@ def test_compress_with_finetune_and_evaluate(trained, mnist_dir, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "accuracy before fine-tuning" in result.output
+    assert "accuracy after fine-tuning" in result.output
     result = run("evaluate", out, "--dataset", "mnist", "--data-dir", mnist_dir)
     assert result.exit_code == 0, result.output
     assert "MACs" in result.output and "test acc" in result.output
