@@ -22,11 +22,11 @@ def cost_record(model) -> dict:
     }
 
 
-def accuracy_record(model, data: Dataset, prefix: str = "") -> dict:
-    """Validation and test accuracy, keys prefixed (e.g. 'before_finetune_')."""
+def accuracy_record(model, data: Dataset) -> dict:
+    """Validation and test accuracy: {"val": ..., "test": ...}."""
     return {
-        f"{prefix}val": accuracy(model, data.x_val, data.y_val),
-        f"{prefix}test": accuracy(model, data.x_test, data.y_test),
+        "val": accuracy(model, data.x_val, data.y_val),
+        "test": accuracy(model, data.x_test, data.y_test),
     }
 
 

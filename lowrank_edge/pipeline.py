@@ -7,19 +7,18 @@ Each step is a plain function over plain data; `run_pipeline` only sequences the
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from lowrank_edge.data.dataset import Dataset
+from lowrank_edge.data.progress import Log
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.fileio import check_can_write, write_json_atomic
 from lowrank_edge.measure import accuracy_record, cost_record, file_bytes, relative_figures
 from lowrank_edge.model_io import load_model, save_model
 from lowrank_edge.resnet import ResNetConfig
 from lowrank_edge.train import FitConfig, FitResult, fit
-
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -210,8 +209,7 @@ def _compressed_record(config, options, base_model, base_record, data, out_dir, 
     start = time.perf_counter()
     compressed = compress_and_finetune(base_model, options, data, config.finetune, log)
     seconds = time.perf_counter() - start
-    save_model(compressed.model, path, overwrite=config.overwrite)
-    write_json_atomic(sidecar_path(path), compressed.compression, overwrite=True)
+    save_compressed(compressed, path, overwrite=config.overwrite)
     record = {
         "name": label,
         "kind": "compressed",
@@ -234,6 +232,12 @@ def _compressed_record(config, options, base_model, base_record, data, out_dir, 
         f"{record['accuracy']['test']:.4f}"
     )
     return record
+
+
+def save_compressed(compressed: CompressedModel, path: Path, overwrite: bool = False) -> Path:
+    """Save the model as `path` and its compression facts beside it; return the sidecar path."""
+    save_model(compressed.model, path, overwrite=overwrite)
+    return write_json_atomic(sidecar_path(path), compressed.compression, overwrite=True)
 
 
 def sidecar_path(model_path: str | Path) -> Path:

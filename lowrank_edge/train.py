@@ -7,7 +7,6 @@ weights, so it never hands back a model worse than its best epoch.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -150,6 +149,3 @@ def accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> floa
 def predict_logits(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Model outputs for `x` as a numpy array, in batches (no progress bar)."""
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
-
-
-ProgressLog = Callable[[str], None]

@@ -70,6 +70,22 @@ def _model_options(func):
     return func
 
 
+# Shared by `compress` and `pipeline`.
+_energy_measure_option = click.option(
+    "--energy-measure",
+    type=click.Choice(["squared", "abs"]),
+    default="squared",
+    show_default=True,
+    help="Energy as sum of sigma^2 (squared) or of sigma (abs).",
+)
+_round_to_option = click.option(
+    "--round-to",
+    type=click.IntRange(1),
+    default=None,
+    help="Round each rank up to a multiple of this (e.g. 8 for SIMD).",
+)
+
+
 def _compress_options(func):
     for option in reversed(
         [
@@ -91,19 +107,8 @@ def _compress_options(func):
                 default=None,
                 help="Keep this fraction of each layer's full rank.",
             ),
-            click.option(
-                "--energy-measure",
-                type=click.Choice(["squared", "abs"]),
-                default="squared",
-                show_default=True,
-                help="Energy as sum of sigma^2 (squared) or of sigma (abs).",
-            ),
-            click.option(
-                "--round-to",
-                type=click.IntRange(1),
-                default=None,
-                help="Round each rank up to a multiple of this (e.g. 8 for SIMD).",
-            ),
+            _energy_measure_option,
+            _round_to_option,
             click.option(
                 "--no-break-even", is_flag=True, help="Factorise even where it saves no parameters."
             ),
@@ -273,9 +278,9 @@ def compress(
     **kwargs,
 ):
     """SVD-compress MODEL_PATH (.keras), optionally fine-tune, and save it with a report."""
-    from lowrank_edge.fileio import check_can_write, write_json_atomic
-    from lowrank_edge.model_io import load_model, save_model
-    from lowrank_edge.pipeline import compress_and_finetune, sidecar_path
+    from lowrank_edge.fileio import check_can_write
+    from lowrank_edge.model_io import load_model
+    from lowrank_edge.pipeline import compress_and_finetune, save_compressed
     from lowrank_edge.report import layer_report_table
     from lowrank_edge.train import FitConfig
 
@@ -304,9 +309,8 @@ def compress(
     )
     result = compress_and_finetune(model, options, data, finetune, log=click.echo)
     click.echo(layer_report_table(result.compression["layers"]))
-    save_model(result.model, out, overwrite=overwrite)
-    write_json_atomic(sidecar_path(out), result.compression, overwrite=True)
-    click.echo(f"[compress] saved {out} and {sidecar_path(out)}")
+    sidecar = save_compressed(result, out, overwrite=overwrite)
+    click.echo(f"[compress] saved {out} and {sidecar}")
 
 
 @click.command()
@@ -367,10 +371,8 @@ def evaluate(model_path, dataset, data_dir):
 @_balance_option
 @click.option("--finetune-epochs", default=8, show_default=True, type=click.IntRange(0))
 @click.option("--finetune-lr", default=1e-3, show_default=True, type=float)
-@click.option(
-    "--energy-measure", type=click.Choice(["squared", "abs"]), default="squared", show_default=True
-)
-@click.option("--round-to", type=click.IntRange(1), default=None)
+@_energy_measure_option
+@_round_to_option
 @_model_options
 @click.option("--export", "export_formats", default="", help="Also export every model: tflite,onnx")
 @click.option(

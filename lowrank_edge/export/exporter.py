@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lowrank_edge.data.dataset import Dataset
+from lowrank_edge.data.progress import Log
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.export.facts import (
     check_dataset,
@@ -57,7 +58,6 @@ from lowrank_edge.runtime.manifest import (
 from lowrank_edge.runtime.quiet import captured_output
 from lowrank_edge.runtime.runner import open_litert, open_onnxruntime
 
-Log = Callable[[str], None]
 SAMPLES_FILE = "samples.npz"
 SAMPLES_COUNT = 256  # real test images saved for device benchmarks
 REPRESENTATIVE_COUNT = 200  # training images for int8 calibration
