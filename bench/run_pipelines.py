@@ -1,6 +1,6 @@
 """Benchmark: the MNIST and EMNIST-47 pipelines end to end, with wall times.
 
-Runs `lowrank_edge.pipeline.run_pipeline` for each dataset, then prints and saves
+Runs `lowrank_edge.pipeline.run.run_pipeline` for each dataset, then prints and saves
 (bench/results/pipelines/) the seed-style summary table, the per-model table and
 the wall time of each step. Usage (from the repo root, after scripts/setup.sh):
 
@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 from lowrank_edge.fileio import write_json_atomic, write_text_atomic
-from lowrank_edge.pipeline import PipelineConfig, export_records, run_pipeline
-from lowrank_edge.report import markdown_table, models_table, summary_table
-from lowrank_edge.train import FitConfig
+from lowrank_edge.model.train import FitConfig
+from lowrank_edge.pipeline.report import markdown_table, models_table, summary_table
+from lowrank_edge.pipeline.run import PipelineConfig, export_records, run_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_EMNIST = REPO.parent / "shared" / "data" / "emnist47"

@@ -11,3 +11,7 @@ class DataFormatError(LowrankEdgeError):
 
 class MissingDependencyError(LowrankEdgeError):
     """An optional package (TensorFlow, a runtime) is needed but not installed."""
+
+
+class CompressionError(LowrankEdgeError):
+    """A compression setting or model the user can fix (names the layer or argument)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from harness.bench import FAST_CLI_ARGS, export_bench_models
 
-from lowrank_edge.benchmark.results import read_results
+from lowrank_edge.benchmark.results.storage import read_results
 
 ROOT = Path(__file__).resolve().parents[1]
 

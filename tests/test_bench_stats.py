@@ -8,23 +8,27 @@ import itertools
 import numpy as np
 import pytest
 
-from lowrank_edge.benchmark.inputs import make_batch
-from lowrank_edge.benchmark.interleave import Measurement, interleaved_order, measure_interleaved
-from lowrank_edge.benchmark.progress import Progress, format_duration
-from lowrank_edge.benchmark.ratios import (
-    per_round_ratios,
-    relative_spread,
-    repeat_p50s,
-    summarise_ratios,
-)
-from lowrank_edge.benchmark.records import (
+from lowrank_edge.benchmark.backends.inputs import make_batch
+from lowrank_edge.benchmark.reporting.progress import Progress, format_duration
+from lowrank_edge.benchmark.results.records import (
     FLAG_LOW_EFFICIENCY,
     FLAG_SLOWER,
     comparison_flags,
     theoretical_speedup,
 )
-from lowrank_edge.benchmark.stats import LatencyStats
-from lowrank_edge.benchmark.timing import TimingPolicy, time_calls, warm_up
+from lowrank_edge.benchmark.timing.calls import TimingPolicy, time_calls, warm_up
+from lowrank_edge.benchmark.timing.interleave import (
+    Measurement,
+    interleaved_order,
+    measure_interleaved,
+)
+from lowrank_edge.benchmark.timing.ratios import (
+    per_round_ratios,
+    relative_spread,
+    repeat_p50s,
+    summarise_ratios,
+)
+from lowrank_edge.benchmark.timing.stats import LatencyStats
 from lowrank_edge.errors import LowrankEdgeError
 
 MS = 1_000_000  # ns

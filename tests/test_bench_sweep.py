@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 from harness.bench import FAST_CLI_ARGS, FAST_POLICY, TF_BLOCKER, export_bench_models
 
-from lowrank_edge.benchmark.outputs import finish_folder
-from lowrank_edge.benchmark.progress import Progress
-from lowrank_edge.benchmark.results import read_jsonl, read_results
+from lowrank_edge.benchmark.reporting.progress import Progress
+from lowrank_edge.benchmark.results.folder import finish_folder
+from lowrank_edge.benchmark.results.storage import read_jsonl, read_results
 from lowrank_edge.benchmark.sweep import SweepConfig, run_sweep
 from lowrank_edge.benchmark.system import available_cpus
 from lowrank_edge.cli import main

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lowrank_edge.benchmark.models import baseline_index, load_models, model_labels
-from lowrank_edge.benchmark.results import JsonlWriter, flat_row, read_jsonl, write_csv
+from lowrank_edge.benchmark.results.storage import JsonlWriter, flat_row, read_jsonl, write_csv
+from lowrank_edge.benchmark.suite import baseline_index, load_models, model_labels
 from lowrank_edge.benchmark.system import available_cpus, cpu_model, pin_cpus, system_facts
 from lowrank_edge.errors import LowrankEdgeError
 

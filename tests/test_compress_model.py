@@ -18,8 +18,8 @@ from harness.models import (
 )
 
 from lowrank_edge.compress import FACTORISED, KEPT_BREAK_EVEN, EnergyPolicy, compress_model
-from lowrank_edge.cost import model_cost
-from lowrank_edge.resnet import ResNetConfig, build_mini_resnet
+from lowrank_edge.compress.cost import model_cost
+from lowrank_edge.model.resnet import ResNetConfig, build_mini_resnet
 
 ATOL = 1e-4  # logits of rank-k models after exact-rank factorisation (float32 round-off)
 RANK = 2

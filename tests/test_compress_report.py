@@ -16,7 +16,7 @@ from lowrank_edge.compress import (
     FractionPolicy,
     compress_model,
 )
-from lowrank_edge.cost import model_cost
+from lowrank_edge.compress.cost import model_cost
 
 
 @pytest.fixture(scope="module")

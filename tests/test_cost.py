@@ -9,7 +9,7 @@ import pytest
 from keras import layers
 
 from lowrank_edge.compress import CompressionError
-from lowrank_edge.cost import model_cost
+from lowrank_edge.compress.cost import model_cost
 
 
 def _single_layer_cost(layer, input_shape):
@@ -127,14 +127,3 @@ def test_subclassed_and_unbuilt_models_are_rejected():
         model_cost(Tiny())
     with pytest.raises(CompressionError, match="'unbuilt' is not built"):
         model_cost(keras.Sequential([layers.Dense(2)], name="unbuilt"))
-
-
-def test_cost_module_imports_before_compress_package():
-    code = (
-        "from lowrank_edge.cost import model_cost\n"
-        "from lowrank_edge.compress import compress_model\n"
-        "print(model_cost.__name__, compress_model.__name__)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "model_cost compress_model" in done.stdout

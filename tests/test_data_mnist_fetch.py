@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from lowrank_edge.data.mnist import fetch_mnist
-from lowrank_edge.data.progress import log_stderr
+from lowrank_edge.logs import log_stderr
 
 # The published MNIST training-set class counts (LeCun et al.), digits 0..9.
 MNIST_TRAIN_CLASS_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

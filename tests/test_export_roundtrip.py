@@ -19,7 +19,7 @@ from harness.export import (
 )
 
 from lowrank_edge.cli import main
-from lowrank_edge.cost import model_cost
+from lowrank_edge.compress.cost import model_cost
 from lowrank_edge.export import TOLERANCES
 from lowrank_edge.fileio import sha256_file
 from lowrank_edge.runtime import load_manifest, open_artifact

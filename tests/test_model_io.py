@@ -7,9 +7,9 @@ import pytest
 from harness.data import make_pattern_dataset
 
 from lowrank_edge.errors import LowrankEdgeError
-from lowrank_edge.model_io import load_model, save_model
-from lowrank_edge.resnet import ResNetConfig, build_mini_resnet
-from lowrank_edge.train import FitConfig, fit
+from lowrank_edge.model.resnet import ResNetConfig, build_mini_resnet
+from lowrank_edge.model.saving import load_model, save_model
+from lowrank_edge.model.train import FitConfig, fit
 
 TINY = ResNetConfig(num_classes=3, widths=(4, 8), blocks_per_stage=1, head_units=8)
 

@@ -6,9 +6,9 @@ import pytest
 from harness.data import make_pattern_dataset
 
 from lowrank_edge.errors import LowrankEdgeError
-from lowrank_edge.pipeline import CompressOptions, PipelineConfig, parse_energies, run_pipeline
-from lowrank_edge.resnet import ResNetConfig
-from lowrank_edge.train import FitConfig
+from lowrank_edge.model.resnet import ResNetConfig
+from lowrank_edge.model.train import FitConfig
+from lowrank_edge.pipeline.run import CompressOptions, PipelineConfig, parse_energies, run_pipeline
 
 TINY = ResNetConfig(num_classes=3, widths=(4, 8), blocks_per_stage=1, head_units=8)
 

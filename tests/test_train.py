@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lowrank_edge.train import balanced_class_weights
+from lowrank_edge.model.train import balanced_class_weights
 
 
 def test_balanced_weights_equalise_class_totals():

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lowrank_edge.benchmark.backends import (
+from lowrank_edge.benchmark.backends.inputs import make_batch
+from lowrank_edge.benchmark.backends.keras_backend import run_keras_worker
+from lowrank_edge.benchmark.backends.runtimes import (
     KERAS_VARIANT,
     BackendOptions,
     artifact_for,
@@ -26,10 +28,6 @@ from lowrank_edge.benchmark.backends import (
     parse_backends,
     runtime_opener,
 )
-from lowrank_edge.benchmark.inputs import make_batch
-from lowrank_edge.benchmark.interleave import Measurement, describe_error, measure_interleaved
-from lowrank_edge.benchmark.keras_backend import run_keras_worker
-from lowrank_edge.benchmark.models import BenchModel, baseline_index, load_models
 from lowrank_edge.benchmark.profiling import (
     TraceProfile,
     compare_layers,
@@ -37,11 +35,17 @@ from lowrank_edge.benchmark.profiling import (
     parse_ort_trace,
     trace_profile,
 )
-from lowrank_edge.benchmark.progress import Progress
-from lowrank_edge.benchmark.records import GroupContext, build_records, failure_record
-from lowrank_edge.benchmark.results import PROFILE_NAME, RESULTS_NAME, JsonlWriter
+from lowrank_edge.benchmark.reporting.progress import Progress
+from lowrank_edge.benchmark.results.records import GroupContext, build_records, failure_record
+from lowrank_edge.benchmark.results.storage import PROFILE_NAME, RESULTS_NAME, JsonlWriter
+from lowrank_edge.benchmark.suite import BenchModel, baseline_index, load_models
 from lowrank_edge.benchmark.system import available_cpus, pin_cpus, system_facts
-from lowrank_edge.benchmark.timing import TimingPolicy, time_calls, warm_up
+from lowrank_edge.benchmark.timing.calls import TimingPolicy, time_calls, warm_up
+from lowrank_edge.benchmark.timing.interleave import (
+    Measurement,
+    describe_error,
+    measure_interleaved,
+)
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.fileio import check_can_write
 

@@ -162,12 +162,12 @@ def bench(models, backends, variants, threads, batches, baseline, out_dir, overw
     Times every model x backend x variant x threads x batch, interleaving the models
     in rounds, and writes results.jsonl, results.csv, report.md and plots to --out.
     """
-    from lowrank_edge.benchmark.backends import BackendOptions
-    from lowrank_edge.benchmark.outputs import finish_folder
-    from lowrank_edge.benchmark.progress import Progress
-    from lowrank_edge.benchmark.results import RESULTS_NAME
+    from lowrank_edge.benchmark.backends.runtimes import BackendOptions
+    from lowrank_edge.benchmark.reporting.progress import Progress
+    from lowrank_edge.benchmark.results.folder import finish_folder
+    from lowrank_edge.benchmark.results.storage import RESULTS_NAME
     from lowrank_edge.benchmark.sweep import SweepConfig, run_sweep
-    from lowrank_edge.benchmark.timing import TimingPolicy
+    from lowrank_edge.benchmark.timing.calls import TimingPolicy
 
     out = Path(out_dir) if out_dir else Path("bench") / "results" / socket.gethostname()
     config = SweepConfig(
@@ -221,7 +221,7 @@ def bench(models, backends, variants, threads, batches, baseline, out_dir, overw
 @overwrite_option("Replace a report already in --out.")
 def bench_report(folders, out_dir, overwrite) -> None:  # fmt: skip
     """Merge result folders (e.g. one per device) into one comparison report."""
-    from lowrank_edge.benchmark.outputs import merge_folders
+    from lowrank_edge.benchmark.results.folder import merge_folders
 
     for path in merge_folders(folders, out_dir, overwrite=overwrite):
         click.echo(f"wrote {path}")

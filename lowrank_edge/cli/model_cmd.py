@@ -129,7 +129,7 @@ def _compress_options(func):
 
 
 def _compress_options_from(kwargs) -> object:
-    from lowrank_edge.pipeline import CompressOptions
+    from lowrank_edge.pipeline.run import CompressOptions
 
     return CompressOptions(
         energy=kwargs["energy"],
@@ -192,10 +192,10 @@ def train(
 ):
     """Train the mini-ResNet on a dataset and save it as .keras."""
     from lowrank_edge.fileio import check_can_write
-    from lowrank_edge.measure import accuracy_record
-    from lowrank_edge.model_io import save_model
-    from lowrank_edge.resnet import ResNetConfig, build_mini_resnet
-    from lowrank_edge.train import FitConfig, fit
+    from lowrank_edge.model.resnet import ResNetConfig, build_mini_resnet
+    from lowrank_edge.model.saving import save_model
+    from lowrank_edge.model.train import FitConfig, fit
+    from lowrank_edge.pipeline.measure import accuracy_record
 
     out = out or Path("models") / (dataset or "model") / "base.keras"
     check_can_write(out, overwrite)
@@ -279,10 +279,10 @@ def compress(
 ):
     """SVD-compress MODEL_PATH (.keras), optionally fine-tune, and save it with a report."""
     from lowrank_edge.fileio import check_can_write
-    from lowrank_edge.model_io import load_model
-    from lowrank_edge.pipeline import compress_and_finetune, save_compressed
-    from lowrank_edge.report import layer_report_table
-    from lowrank_edge.train import FitConfig
+    from lowrank_edge.model.saving import load_model
+    from lowrank_edge.model.train import FitConfig
+    from lowrank_edge.pipeline.report import layer_report_table
+    from lowrank_edge.pipeline.run import compress_and_finetune, save_compressed
 
     options = _compress_options_from(kwargs)
     options.policy()  # validate the choice before any slow work
@@ -319,8 +319,8 @@ def compress(
 @data_dir_option
 def evaluate(model_path, dataset, data_dir):
     """Print params, MACs, file size and validation/test accuracy of MODEL_PATH."""
-    from lowrank_edge.measure import accuracy_record, cost_record, file_bytes
-    from lowrank_edge.model_io import load_model
+    from lowrank_edge.model.saving import load_model
+    from lowrank_edge.pipeline.measure import accuracy_record, cost_record, file_bytes
 
     model = load_model(model_path)
     data = _load_data(dataset, data_dir, "evaluate")
@@ -405,9 +405,14 @@ def pipeline(
     overwrite,
 ):
     """Train (or load --base), then compress, fine-tune and measure at each energy."""
-    from lowrank_edge.pipeline import CompressOptions, PipelineConfig, parse_energies, run_pipeline
-    from lowrank_edge.resnet import ResNetConfig
-    from lowrank_edge.train import FitConfig
+    from lowrank_edge.model.resnet import ResNetConfig
+    from lowrank_edge.model.train import FitConfig
+    from lowrank_edge.pipeline.run import (
+        CompressOptions,
+        PipelineConfig,
+        parse_energies,
+        run_pipeline,
+    )
 
     if dataset is None:
         raise LowrankEdgeError("pipeline needs --dataset mnist|emnist")

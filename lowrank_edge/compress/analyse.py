@@ -1,20 +1,31 @@
-"""Find the layers worth reporting in a model and describe the factorable ones.
+"""Step 1 of 3, analyse: find the layers worth reporting and describe the factorable ones.
 
 A candidate is a leaf layer with a kernel-like weight (see `support`). A supported candidate
 gets a `LayerSpectrum` (matrix view, singular values, positions over all its calls); an
-unsupported one gets the reason it is kept.
+unsupported one gets the reason it is kept. `analyse_model` also applies the include/exclude
+patterns, so the next step (`choose`, or a budget allocator) sees exactly the layers it may
+factorise.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
 
-from lowrank_edge.compress.graph import LayerCall, group_by_layer, layer_calls, sample_elements
+from lowrank_edge.compress.graph import (
+    LayerCall,
+    check_graph_model,
+    group_by_layer,
+    layer_calls,
+    sample_elements,
+)
+from lowrank_edge.compress.selection import check_patterns, select_layers
 from lowrank_edge.compress.spectrum import LayerSpectrum, kernel_matrix, singular_values
 from lowrank_edge.compress.support import is_candidate, unsupported_reason
+from lowrank_edge.errors import CompressionError
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,3 +68,59 @@ def find_candidates(model: keras.Model) -> list[Candidate]:
         spectrum = None if reason else layer_spectrum(calls)
         candidates.append(Candidate(calls[0].path, layer, spectrum, reason))
     return candidates
+
+
+@dataclass(frozen=True, eq=False)
+class ModelAnalysis:
+    """What step 1 found: every candidate in graph order and which ones the patterns exclude."""
+
+    model: keras.Model
+    candidates: tuple[Candidate, ...]
+    excluded: frozenset[str] = frozenset()
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def factorable(self) -> tuple[Candidate, ...]:
+        """Supported candidates that the patterns allow: the layers a rank choice may touch."""
+        return tuple(
+            c for c in self.candidates if c.spectrum is not None and c.path not in self.excluded
+        )
+
+    def candidate(self, path: str) -> Candidate:
+        """The candidate with this layer path (KeyError if none)."""
+        for candidate in self.candidates:
+            if candidate.path == path:
+                return candidate
+        raise KeyError(path)
+
+
+def analyse_model(
+    model: keras.Model, include: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> ModelAnalysis:
+    """Step 1: candidates and spectra of a Sequential/Functional model, patterns applied.
+
+    `include`/`exclude` are fnmatch patterns on layer paths or names; an include pattern that
+    matches no layer is an error, an unmatched exclude pattern a warning.
+    """
+    check_graph_model(model)
+    include = check_patterns(include, "include")
+    exclude = check_patterns(exclude, "exclude")
+    candidates = find_candidates(model)
+    selection = select_layers([c.path for c in candidates], include, exclude)
+    if selection.unmatched_include:
+        names = ", ".join(c.path for c in candidates) or "none"
+        raise CompressionError(
+            f"include pattern(s) {list(selection.unmatched_include)} match no layer of model "
+            f"'{model.name}'; its Conv2D/Dense-like layers are: {names}"
+        )
+    warnings = tuple(f"exclude pattern '{p}' matches no layer" for p in selection.unmatched_exclude)
+    return ModelAnalysis(
+        model=model,
+        candidates=tuple(candidates),
+        excluded=selection.excluded,
+        include=include,
+        exclude=exclude,
+        warnings=warnings,
+    )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import keras
 from keras.src.models.functional import Functional
 
-from lowrank_edge.compress.errors import CompressionError
+from lowrank_edge.errors import CompressionError
 
 Shape = tuple[int | None, ...]
 

@@ -15,8 +15,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from lowrank_edge.compress.errors import CompressionError
 from lowrank_edge.compress.spectrum import MEASURES, LayerSpectrum, Measure, cumulative_energy
+from lowrank_edge.errors import CompressionError
 
 
 @runtime_checkable

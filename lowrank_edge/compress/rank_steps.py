@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from lowrank_edge.compress.errors import CompressionError
+from lowrank_edge.errors import CompressionError
 
 
 def cap_rank(rank: object, full_rank: int, layer_name: str) -> int:

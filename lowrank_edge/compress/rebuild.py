@@ -16,9 +16,9 @@ from collections.abc import Mapping
 import keras
 import numpy as np
 
-from lowrank_edge.compress.errors import CompressionError
 from lowrank_edge.compress.graph import check_graph_model, is_graph_model
 from lowrank_edge.compress.split import LayerSplit
+from lowrank_edge.errors import CompressionError
 
 
 class _Rebuilder:

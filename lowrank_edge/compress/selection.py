@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from lowrank_edge.compress.errors import CompressionError
+from lowrank_edge.errors import CompressionError
 
 
 def check_patterns(patterns: Sequence[str], argument: str) -> tuple[str, ...]:

@@ -33,6 +33,19 @@ _LINEAR_NO_BIAS = {
 
 
 @dataclass(frozen=True, eq=False)
+class LayerFactors:
+    """Precomputed factor kernels for one layer, in the shapes `split_kernel` returns.
+
+    `bias` replaces the layer's own bias on the second factor when given (a data-aware fit
+    may correct it); None keeps the original bias.
+    """
+
+    kernel_a: np.ndarray
+    kernel_b: np.ndarray
+    bias: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
 class LayerSplit:
     """A chain of new (unbuilt) layers replacing one layer, with the weights for each."""
 
@@ -48,12 +61,37 @@ def _base_config(layer: keras.layers.Layer) -> dict:
     return config
 
 
-def split_layer(layer: keras.layers.Layer, rank: int) -> LayerSplit:
-    """The factor pair for a stock Conv2D (groups=1) or Dense layer at `rank`, weights set."""
+def _check_factors(layer: keras.layers.Layer, rank: int, factors: LayerFactors) -> None:
+    kernel = tuple(layer.kernel.shape)
+    ones = (1,) * (len(kernel) - 2)
+    want_a, want_b = (*kernel[:-1], rank), (*ones, rank, kernel[-1])
+    got_a, got_b = tuple(np.shape(factors.kernel_a)), tuple(np.shape(factors.kernel_b))
+    if (got_a, got_b) != (want_a, want_b):
+        raise ValueError(
+            f"layer '{layer.name}': factors at rank {rank} must have shapes {want_a} and "
+            f"{want_b}, got {got_a} and {got_b}"
+        )
+
+
+def split_layer(
+    layer: keras.layers.Layer, rank: int, factors: LayerFactors | None = None
+) -> LayerSplit:
+    """The factor pair for a stock Conv2D (groups=1) or Dense layer at `rank`, weights set.
+
+    The weights are the plain SVD factors of the kernel unless `factors` gives them.
+    """
     kind = type(layer)
     if kind not in (keras.layers.Conv2D, keras.layers.Dense):
         raise TypeError(f"can only split Conv2D or Dense, got {kind.__name__}")
-    kernel_a, kernel_b = split_kernel(layer.kernel.numpy(), rank)
+    if factors is None:
+        kernel_a, kernel_b = split_kernel(layer.kernel.numpy(), rank)
+        bias = None
+    else:
+        _check_factors(layer, rank, factors)
+        dtype = layer.kernel.numpy().dtype
+        kernel_a = np.asarray(factors.kernel_a, dtype=dtype)
+        kernel_b = np.asarray(factors.kernel_b, dtype=dtype)
+        bias = factors.bias
     size_key = "filters" if kind is keras.layers.Conv2D else "units"
 
     first = {**_base_config(layer), **_LINEAR_NO_BIAS, size_key: rank}
@@ -65,7 +103,8 @@ def split_layer(layer: keras.layers.Layer, rank: int) -> LayerSplit:
         )
     second_weights = [kernel_b]
     if layer.use_bias:
-        second_weights.append(layer.bias.numpy())
+        original = layer.bias.numpy()
+        second_weights.append(original if bias is None else np.asarray(bias, original.dtype))
     return LayerSplit(
         layers=(kind.from_config(first), kind.from_config(second)),
         weights=([kernel_a], second_weights),

@@ -13,9 +13,9 @@ from lowrank_edge.data.dataset import Dataset, split_train_val
 from lowrank_edge.data.emnist import load_emnist
 from lowrank_edge.data.mnist import fetch_mnist
 from lowrank_edge.data.mnist_folder import load_mnist_folder
-from lowrank_edge.data.progress import Log, log_stderr
 from lowrank_edge.data.raw import RawSplits, to_dataset
 from lowrank_edge.errors import LowrankEdgeError
+from lowrank_edge.logs import Log, log_stderr
 
 DATASET_NAMES = ("mnist", "emnist")
 EMNIST_DIR_ENV = "LOWRANK_EDGE_EMNIST_DIR"

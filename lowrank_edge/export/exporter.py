@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from lowrank_edge.data.dataset import Dataset
-from lowrank_edge.data.progress import Log
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.export.facts import (
     check_dataset,
+    io_facts,
     model_info,
-    model_io,
     pick_representative,
     pick_test_samples,
     provenance,
@@ -48,6 +47,7 @@ from lowrank_edge.export.variants import (
     artifact_id,
 )
 from lowrank_edge.fileio import check_can_write, sha256_file, write_json_atomic
+from lowrank_edge.logs import Log
 from lowrank_edge.runtime.manifest import (
     MANIFEST_NAME,
     ArtifactInfo,
@@ -137,11 +137,10 @@ def export_model(
     _check_options(plan, out_dir, dataset, parity_samples, opset, overwrite, verbose)
 
     with captured_output(enabled=not verbose):  # importing TensorFlow prints absl notices
-        from lowrank_edge.model_io import load_model
-        from lowrank_edge.pipeline import sidecar_path
+        from lowrank_edge.model.saving import load_model, sidecar_path
 
         model = load_model(model_path)
-    inp, out = model_io(model, model_path)
+    inp, out = io_facts(model, model_path)
     if dataset is not None:
         check_dataset(dataset, inp, out, model_path)
         if len(dataset.x_test) == 0:

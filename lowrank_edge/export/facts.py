@@ -34,7 +34,7 @@ from lowrank_edge.runtime.manifest import (
 INPUT_RANGE = (0.0, 1.0)  # the Dataset contract: float32 images in [0, 1]
 
 
-def model_io(model, model_path: Path) -> tuple[InputInfo, OutputInfo]:
+def io_facts(model, model_path: Path) -> tuple[InputInfo, OutputInfo]:
     """The model's single image input and single logits output; error for anything else."""
     inputs, outputs = list(model.inputs or []), list(model.outputs or [])
     if len(inputs) != 1 or len(outputs) != 1:
@@ -91,10 +91,10 @@ def model_info(
     dataset: Dataset | None,
     compression: dict[str, Any] | None,
 ) -> ModelInfo:
-    """Everything the manifest says about the model (cost from `lowrank_edge.cost`)."""
-    from lowrank_edge.cost import model_cost
+    """Everything the manifest says about the model (cost from `lowrank_edge.compress.cost`)."""
+    from lowrank_edge.compress.cost import model_cost
 
-    inp, out = model_io(model, model_path)
+    inp, out = io_facts(model, model_path)
     cost = model_cost(model)
     classes = out.shape[1]
     labels = tuple(dataset.labels) if dataset is not None else tuple(str(i) for i in range(classes))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from harness.data import make_pattern_dataset
 from harness.export import TINY_CONFIG, block_imports_code, save_with_sidecar
-from lowrank_edge.benchmark.timing import TimingPolicy
+from lowrank_edge.benchmark.timing.calls import TimingPolicy
 
 PARITY_SAMPLES = 16
 
@@ -34,7 +34,7 @@ def export_bench_models(folder: Path) -> dict[str, Path]:
     """Export a tiny baseline and its rank-halved compression into `folder`; their export dirs."""
     from lowrank_edge.compress import FractionPolicy, compress_model
     from lowrank_edge.export import export_model
-    from lowrank_edge.resnet import build_mini_resnet
+    from lowrank_edge.model.resnet import build_mini_resnet
 
     base = build_mini_resnet(TINY_CONFIG)
     compressed = compress_model(base, FractionPolicy(0.5), break_even=False)

@@ -26,10 +26,10 @@ import numpy as np
 from harness.data import make_pattern_dataset
 from lowrank_edge.data.dataset import Dataset
 from lowrank_edge.export import TOLERANCES, export_model
-from lowrank_edge.model_io import save_model
-from lowrank_edge.resnet import ResNetConfig, build_mini_resnet
+from lowrank_edge.model.resnet import ResNetConfig, build_mini_resnet
+from lowrank_edge.model.saving import save_model
+from lowrank_edge.model.train import FitConfig, fit
 from lowrank_edge.runtime import Manifest, load_manifest, open_artifact, verify_artifact
-from lowrank_edge.train import FitConfig, fit
 
 TINY_CONFIG = ResNetConfig(num_classes=5, widths=(4, 8), blocks_per_stage=1, head_units=8)
 PARITY_SAMPLES = 64

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from lowrank_edge.benchmark.records import LOW_EFFICIENCY
+from lowrank_edge.benchmark.results.records import LOW_EFFICIENCY
 
 PROFILE_TOP_LAYERS = 12
 

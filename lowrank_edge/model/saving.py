@@ -50,3 +50,9 @@ def inference_copy(model):
     copy = model.__class__.from_config(model.get_config())
     copy.set_weights(model.get_weights())
     return copy
+
+
+def sidecar_path(model_path: str | os.PathLike) -> Path:
+    """Where the compression facts of `<stem>.keras` live: `<stem>.compression.json`."""
+    model_path = Path(model_path)
+    return model_path.with_name(f"{model_path.stem}.compression.json")

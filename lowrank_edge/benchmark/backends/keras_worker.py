@@ -1,4 +1,6 @@
-"""Keras/TensorFlow timing in its own process: `python -m lowrank_edge.benchmark.keras_worker JOB`.
+"""Keras/TensorFlow timing in its own process.
+
+Run as `python -m lowrank_edge.benchmark.backends.keras_worker JOB`.
 
 TensorFlow's thread pools can only be sized before TF starts, so each thread
 count runs in a fresh process that sets intra-op threads (and inter-op = 1)
@@ -17,10 +19,14 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from lowrank_edge.benchmark.inputs import make_batch
-from lowrank_edge.benchmark.interleave import Measurement, describe_error, measure_interleaved
-from lowrank_edge.benchmark.models import keras_source
-from lowrank_edge.benchmark.timing import TimingPolicy
+from lowrank_edge.benchmark.backends.inputs import make_batch
+from lowrank_edge.benchmark.suite import keras_source
+from lowrank_edge.benchmark.timing.calls import TimingPolicy
+from lowrank_edge.benchmark.timing.interleave import (
+    Measurement,
+    describe_error,
+    measure_interleaved,
+)
 from lowrank_edge.errors import LowrankEdgeError, MissingDependencyError
 from lowrank_edge.fileio import sha256_file
 from lowrank_edge.runtime.manifest import load_manifest
@@ -141,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         _emit(
             channel,
             event="fatal",
-            error="usage: python -m lowrank_edge.benchmark.keras_worker JOB.json",
+            error="usage: python -m lowrank_edge.benchmark.backends.keras_worker JOB.json",
         )
         return 2
     try:

@@ -12,13 +12,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from lowrank_edge.data.dataset import Dataset
-from lowrank_edge.data.progress import Log
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.fileio import check_can_write, write_json_atomic
-from lowrank_edge.measure import accuracy_record, cost_record, file_bytes, relative_figures
-from lowrank_edge.model_io import load_model, save_model
-from lowrank_edge.resnet import ResNetConfig
-from lowrank_edge.train import FitConfig, FitResult, fit
+from lowrank_edge.logs import Log
+from lowrank_edge.model.resnet import ResNetConfig
+from lowrank_edge.model.saving import load_model, save_model, sidecar_path
+from lowrank_edge.model.train import FitConfig, FitResult, fit
+from lowrank_edge.pipeline.measure import accuracy_record, cost_record, file_bytes, relative_figures
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def run_pipeline(
 
 def _base_model(config: PipelineConfig, data: Dataset, out_dir: Path, log: Log):
     """Load `config.base`, or train a fresh mini-ResNet and save it as base.keras."""
-    from lowrank_edge.resnet import build_mini_resnet
+    from lowrank_edge.model.resnet import build_mini_resnet
 
     record: dict = {"name": "base", "kind": "original"}
     if config.base is not None:
@@ -240,12 +240,6 @@ def save_compressed(compressed: CompressedModel, path: Path, overwrite: bool = F
     return write_json_atomic(sidecar_path(path), compressed.compression, overwrite=True)
 
 
-def sidecar_path(model_path: str | Path) -> Path:
-    """Where the compression facts of `<stem>.keras` live: `<stem>.compression.json`."""
-    model_path = Path(model_path)
-    return model_path.with_name(f"{model_path.stem}.compression.json")
-
-
 def export_records(
     config: PipelineConfig, data: Dataset, out_dir: Path, records: list[dict], log: Log = print
 ) -> list[str]:
@@ -301,12 +295,12 @@ def _dataset_facts(data: Dataset) -> dict:
 
 
 def _write_reports(summary: dict, out_dir: Path, log: Log) -> None:
-    from lowrank_edge.report import write_markdown_report
+    from lowrank_edge.pipeline.report import write_markdown_report
 
     path = write_markdown_report(summary, out_dir / "report.md")
     log(f"[report] wrote {path}")
     try:
-        from lowrank_edge.plots import write_pipeline_plots
+        from lowrank_edge.pipeline.plots import write_pipeline_plots
     except ImportError:  # matplotlib is optional
         log("[report] matplotlib not installed: plots skipped")
         return

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lowrank_edge.benchmark.interleave import describe_error
+from lowrank_edge.benchmark.timing.interleave import describe_error
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.runtime.manifest import MANIFEST_NAME, Manifest, load_manifest
 

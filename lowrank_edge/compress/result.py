@@ -1,6 +1,7 @@
 """What a compression did: one `LayerReport` per reported layer and a `CompressionResult`.
 
-Params and MACs follow `lowrank_edge.cost` (kernel MACs only, per sample, summed over calls).
+Params and MACs follow `lowrank_edge.compress.cost` (kernel MACs only, per sample, summed
+over calls).
 `chosen_rank` is the policy's rank after capping and rounding; `rank_kept` is the rank the
 layer has in the new model (the full rank when it stays dense, None when unsupported); the
 energy fractions are those kept at `rank_kept` (sum s_i^2 and sum s_i shares).

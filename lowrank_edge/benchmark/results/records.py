@@ -11,15 +11,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from lowrank_edge.benchmark.interleave import Measurement
-from lowrank_edge.benchmark.models import BenchModel
-from lowrank_edge.benchmark.ratios import (
+from lowrank_edge.benchmark.suite import BenchModel
+from lowrank_edge.benchmark.timing.interleave import Measurement
+from lowrank_edge.benchmark.timing.ratios import (
     per_round_ratios,
     relative_spread,
     repeat_p50s,
     summarise_ratios,
 )
-from lowrank_edge.benchmark.stats import LatencyStats
+from lowrank_edge.benchmark.timing.stats import LatencyStats
 
 LOW_EFFICIENCY = 0.5
 FLAG_SLOWER = "slower_than_baseline"

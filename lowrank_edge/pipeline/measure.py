@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 
 from lowrank_edge.data.dataset import Dataset
-from lowrank_edge.train import accuracy
+from lowrank_edge.model.train import accuracy
 
 
 def cost_record(model) -> dict:
     """Params (total, trainable) and MACs/FLOPs of `model`, from the analytic cost model."""
-    from lowrank_edge.cost import model_cost
+    from lowrank_edge.compress.cost import model_cost
 
     cost = model_cost(model)
     return {

@@ -10,9 +10,9 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
-from lowrank_edge.benchmark.interleave import Measurement
-from lowrank_edge.benchmark.models import BenchModel
-from lowrank_edge.benchmark.timing import TimingPolicy
+from lowrank_edge.benchmark.suite import BenchModel
+from lowrank_edge.benchmark.timing.calls import TimingPolicy
+from lowrank_edge.benchmark.timing.interleave import Measurement
 
 STDERR_TAIL_CHARS = 1500
 BatchStep = Callable[[int, int, int, int], None]  # (batch, model index, repeat, round)
@@ -52,7 +52,7 @@ def run_keras_worker(
             json.dump(job, handle)
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
         env.setdefault("KERAS_BACKEND", "tensorflow")
-        command = [sys.executable, "-m", "lowrank_edge.benchmark.keras_worker", job_path]
+        command = [sys.executable, "-m", "lowrank_edge.benchmark.backends.keras_worker", job_path]
         with open(err_path, "w", encoding="utf-8") as err:
             process = subprocess.Popen(
                 command, stdout=subprocess.PIPE, stderr=err, text=True, env=env

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from lowrank_edge.benchmark.interleave import Measurement
-from lowrank_edge.benchmark.stats import NS_PER_MS
+from lowrank_edge.benchmark.timing.interleave import Measurement
+from lowrank_edge.benchmark.timing.stats import NS_PER_MS
 
 
 @dataclass(frozen=True)

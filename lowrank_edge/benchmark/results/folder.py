@@ -6,9 +6,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from lowrank_edge.benchmark.plots import plots_unavailable, write_plots
-from lowrank_edge.benchmark.report import render_report
-from lowrank_edge.benchmark.results import PROFILE_NAME, read_jsonl, read_results, write_csv
+from lowrank_edge.benchmark.reporting.charts import plots_unavailable, write_plots
+from lowrank_edge.benchmark.reporting.markdown import render_report
+from lowrank_edge.benchmark.results.storage import PROFILE_NAME, read_jsonl, read_results, write_csv
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.fileio import check_can_write, write_text_atomic
 

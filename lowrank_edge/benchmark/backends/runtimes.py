@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lowrank_edge.benchmark.interleave import Opener
-from lowrank_edge.benchmark.models import BenchModel
+from lowrank_edge.benchmark.suite import BenchModel
+from lowrank_edge.benchmark.timing.interleave import Opener
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.runtime.manifest import ArtifactInfo
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from lowrank_edge.benchmark.timing import Clock, TimingPolicy, time_calls, warm_up
+from lowrank_edge.benchmark.timing.calls import Clock, TimingPolicy, time_calls, warm_up
 from lowrank_edge.errors import LowrankEdgeError
 
 MAX_ERROR_CHARS = 2000
