@@ -1,8 +1,6 @@
 """Cost model: params and MACs against hand calculations, nested/shared walking, JSON."""
 
 import json
-import subprocess
-import sys
 
 import keras
 import pytest

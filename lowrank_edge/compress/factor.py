@@ -23,12 +23,20 @@ def factor_matrix(matrix: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray
     return u[:, :rank] * root, root[:, None] * vt[:rank]
 
 
+def factor_kernels(
+    a: np.ndarray, b: np.ndarray, kernel_shape: tuple[int, ...], dtype
+) -> tuple[np.ndarray, np.ndarray]:
+    """Matrix factors (m, r), (r, n) reshaped to layer kernels (..., r), (1, ..., 1, r, n)."""
+    rank = a.shape[1]
+    ones = (1,) * (len(kernel_shape) - 2)
+    return (
+        np.asarray(a).reshape(*kernel_shape[:-1], rank).astype(dtype),
+        np.asarray(b).reshape(*ones, rank, kernel_shape[-1]).astype(dtype),
+    )
+
+
 def split_kernel(kernel: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
     """Split a kernel (..., n) into (..., rank) and (1, ..., 1, rank, n), in its own dtype."""
     kernel = np.asarray(kernel)
     a, b = factor_matrix(kernel_matrix(kernel), rank)
-    ones = (1,) * (kernel.ndim - 2)
-    return (
-        a.reshape(*kernel.shape[:-1], rank).astype(kernel.dtype),
-        b.reshape(*ones, rank, kernel.shape[-1]).astype(kernel.dtype),
-    )
+    return factor_kernels(a, b, kernel.shape, kernel.dtype)

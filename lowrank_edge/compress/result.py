@@ -17,6 +17,7 @@ import keras
 FACTORISED = "factorised"
 KEPT_BREAK_EVEN = "kept: break-even"
 KEPT_EXCLUDED = "kept: excluded by pattern"
+KEPT_BY_BUDGET = "kept: dense within the budget"
 
 
 def kept_unsupported(reason: str) -> str:

@@ -1,0 +1,212 @@
+"""Step 2 under a budget: choose every layer's rank at once, not one threshold for all.
+
+Each factorable layer offers options: keep it dense (error 0), or a rank r whose factor pair is
+cheaper than the dense layer (the break-even rule is part of the options, and so is rounding:
+only multiples of `rounding` are offered). An option has a cost (MACs, params, or any function
+of (layer, rank), e.g. measured latency) and an error: the share of the layer's spectrum that
+rank r drops, sum_{i>r} s_i^2 / sum s_i^2, its relative output error when the spectrum is the
+whitened one. The allocator minimises the (weighted) summed error subject to
+total cost <= fraction * the model's cost: greedily along each layer's lower convex hull
+(error removed per unit of cost, best first), then it spends what is left on the best single
+upgrades that still fit. The budget is never exceeded.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from lowrank_edge.compress.analyse import ModelAnalysis
+from lowrank_edge.compress.choose import RankPlan, plan_from_ranks
+from lowrank_edge.compress.cost import model_cost
+from lowrank_edge.compress.result import KEPT_BY_BUDGET
+from lowrank_edge.compress.spectrum import LayerSpectrum
+from lowrank_edge.errors import CompressionError
+
+CostFn = Callable[[LayerSpectrum, "int | None"], float]
+BUDGETS = ("macs", "params")
+
+
+def mac_cost(layer: LayerSpectrum, rank: int | None) -> float:
+    """MACs of the layer dense (rank None) or as a factor pair at `rank`."""
+    return float(layer.macs if rank is None else layer.macs_at_rank(rank))
+
+
+def param_cost(layer: LayerSpectrum, rank: int | None) -> float:
+    """Weights of the layer dense (rank None) or as a factor pair at `rank`."""
+    return float(layer.params if rank is None else layer.params_at_rank(rank))
+
+
+BUDGET_COSTS: dict[str, CostFn] = {"macs": mac_cost, "params": param_cost}
+
+
+def relative_error(layer: LayerSpectrum, rank: int | None) -> float:
+    """Share of the spectrum's squared energy that rank `rank` drops (0 when dense)."""
+    return 0.0 if rank is None else 1.0 - layer.energy_kept(rank, "squared")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One choice for one layer: a rank (None: stay dense), its cost and its error."""
+
+    rank: int | None
+    cost: float
+    error: float
+
+
+def candidate_ranks(layer: LayerSpectrum, rounding: int | None = None) -> list[int]:
+    """Ranks on offer: 1..full rank, or the multiples of `rounding` below it plus full rank."""
+    full = layer.full_rank
+    if not rounding or rounding <= 1:
+        return list(range(1, full + 1))
+    return sorted({*range(rounding, full, rounding), full})
+
+
+def layer_options(layer: LayerSpectrum, cost: CostFn, rounding: int | None = None) -> list[Option]:
+    """Dense plus every offered rank whose pair costs less than the dense layer, by cost."""
+    dense = Option(None, cost(layer, None), 0.0)
+    ranks = [r for r in candidate_ranks(layer, rounding) if cost(layer, r) < dense.cost]
+    options = [Option(r, cost(layer, r), relative_error(layer, r)) for r in ranks]
+    return sorted([*options, dense], key=lambda o: (o.cost, o.error))
+
+
+def lower_hull(options: list[Option]) -> list[Option]:
+    """The options on the lower convex hull of (cost, error), error strictly falling."""
+    hull: list[Option] = []
+    for option in options:  # sorted by cost
+        if hull and option.error >= hull[-1].error:
+            continue
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            # drop b if it lies strictly above the segment a -> option (collinear points stay,
+            # so a straight stretch of the curve is climbed one rank at a time)
+            if (b.error - a.error) * (option.cost - a.cost) > (option.error - a.error) * (
+                b.cost - a.cost
+            ):
+                hull.pop()
+            else:
+                break
+        hull.append(option)
+    return hull
+
+
+def allocate(
+    options: Mapping[str, list[Option]],
+    available: float,
+    weights: Mapping[str, float] | None = None,
+) -> dict[str, Option]:
+    """The option per layer minimising sum(weight * error) with sum(cost) <= `available`.
+
+    Raises CompressionError if even the cheapest options do not fit.
+    """
+    weights = weights or {}
+    chosen = {path: opts[0] for path, opts in options.items()}
+    remaining = available - sum(o.cost for o in chosen.values())
+    if remaining < 0:
+        raise CompressionError("the cheapest options exceed the budget")
+    hulls = {path: lower_hull(opts) for path, opts in options.items()}
+    for path, hull in hulls.items():
+        chosen[path] = hull[0]
+    remaining = available - sum(o.cost for o in chosen.values())
+
+    def push(heap: list, path: str, index: int) -> None:
+        hull = hulls[path]
+        if index + 1 < len(hull):
+            here, there = hull[index], hull[index + 1]
+            gain = weights.get(path, 1.0) * (here.error - there.error) / (there.cost - here.cost)
+            heapq.heappush(heap, (-gain, path, index))
+
+    heap: list = []
+    for path in hulls:
+        push(heap, path, 0)
+    while heap:
+        _, path, index = heapq.heappop(heap)
+        step = hulls[path][index + 1].cost - hulls[path][index].cost
+        if step <= remaining:
+            chosen[path] = hulls[path][index + 1]
+            remaining -= step
+            push(heap, path, index + 1)
+
+    while True:  # spend the rest on the best single upgrade that still fits
+        best = None
+        for path, opts in options.items():
+            current = chosen[path]
+            for option in opts:
+                step = option.cost - current.cost
+                if 0 < step <= remaining and option.error < current.error:
+                    gain = weights.get(path, 1.0) * (current.error - option.error) / step
+                    if best is None or gain > best[0]:
+                        best = (gain, path, option)
+        if best is None:
+            return chosen
+        _, path, option = best
+        remaining -= option.cost - chosen[path].cost
+        chosen[path] = option
+
+
+def check_fraction(fraction: object, budget: str) -> float:
+    """A budget fraction must be a number in (0, 1]."""
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, numbers.Real)
+        or not math.isfinite(float(fraction))
+        or not 0.0 < float(fraction) <= 1.0
+    ):
+        raise CompressionError(
+            f"--target-{budget} must be a fraction in (0, 1] of the model's {budget}, "
+            f"got {fraction!r}"
+        )
+    return float(fraction)
+
+
+def allocate_ranks(
+    analysis: ModelAnalysis,
+    fraction: float,
+    *,
+    budget: str = "macs",
+    rounding: int | None = None,
+    weights: Mapping[str, float] | None = None,
+    cost: CostFn | None = None,
+    fixed_cost: float | None = None,
+) -> RankPlan:
+    """Step 2 under a budget: ranks so the model keeps at most `fraction` of its `budget`.
+
+    `budget` is "macs" or "params" (whole-model totals from the cost model, so layers that
+    cannot be factorised count as a fixed part). A custom `cost` (e.g. latency) needs
+    `fixed_cost`, the cost of everything the allocation cannot change.
+    """
+    if budget not in BUDGETS and cost is None:
+        raise CompressionError(f"budget must be one of {BUDGETS}, got {budget!r}")
+    fraction = check_fraction(fraction, budget)
+    layers = {c.path: c.spectrum for c in analysis.factorable}
+    if cost is None:
+        cost = BUDGET_COSTS[budget]
+        totals = model_cost(analysis.model)
+        whole = float(totals.macs if budget == "macs" else totals.params)
+        fixed = whole - sum(cost(layer, None) for layer in layers.values())
+    else:
+        if fixed_cost is None:
+            raise CompressionError("a custom cost function needs fixed_cost")
+        fixed = float(fixed_cost)
+        whole = fixed + sum(cost(layer, None) for layer in layers.values())
+    options = {path: layer_options(layer, cost, rounding) for path, layer in layers.items()}
+    floor = fixed + sum(opts[0].cost for opts in options.values())
+    if fraction * whole < floor - 1e-9 * whole:
+        raise CompressionError(
+            f"--target-{budget} {fraction:g} cannot be met with the layers allowed: the "
+            f"smallest reachable fraction is {floor / whole:.4f} (every factorable layer at "
+            "its smallest rank)"
+        )
+    chosen = allocate(options, fraction * whole - fixed, weights)
+    ranks = {path: option.rank for path, option in chosen.items()}
+    planned = fixed + sum(option.cost for option in chosen.values())
+    settings = {
+        "policy": {"type": "BudgetAllocation", "budget": budget, "fraction": fraction},
+        "rounding": rounding,
+        "break_even": True,
+        "planned_fraction": planned / whole if whole else None,
+    }
+    return plan_from_ranks(analysis, ranks, settings, kept_status=KEPT_BY_BUDGET)
