@@ -9,7 +9,9 @@ the wall time of each step. Usage (from the repo root, after scripts/setup.sh):
     .venv/bin/python bench/run_pipelines.py --datasets mnist --export tflite,onnx --export-only
 
 `--export-only` exports the models of an earlier run (models/<dataset>/results.json) without
-retraining, and adds the artifact size/parity table.
+retraining, and adds the artifact size/parity table. An earlier run's models and the files in
+--out are never replaced without `--overwrite`. `--out` also gets `command.json` (command, git
+commit, UTC date, machine facts) from `lowrank_edge.benchmark.results.provenance`.
 """
 
 from __future__ import annotations
@@ -17,19 +19,32 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from lowrank_edge.fileio import write_json_atomic, write_text_atomic
+from lowrank_edge.benchmark.results.provenance import (
+    COMMAND_NAME,
+    command_record,
+    write_command_json,
+)
+from lowrank_edge.errors import LowrankEdgeError
+from lowrank_edge.fileio import check_can_write, write_json_atomic, write_text_atomic
 from lowrank_edge.model.train import FitConfig
 from lowrank_edge.pipeline.report import markdown_table, models_table, summary_table
-from lowrank_edge.pipeline.run import PipelineConfig, export_records, run_pipeline
+from lowrank_edge.pipeline.run import (
+    CompressOptions,
+    PipelineConfig,
+    export_records,
+    run_pipeline,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_EMNIST = REPO.parent / "shared" / "data" / "emnist47"
 VARIANTS = ("float32", "float16", "int8-dynamic", "int8-full")
 
 
-def main() -> None:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The script's options (`argv` defaults to the command line)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="mnist,emnist")
     parser.add_argument("--emnist-dir", type=Path, default=DEFAULT_EMNIST)
@@ -40,29 +55,82 @@ def main() -> None:
         "--export-only", action="store_true", help="export the models of an earlier run only"
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "pipelines")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        default=REPO / "models",
+        help="where each dataset's models go (<models-dir>/<dataset>/)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the models of an earlier run and the files in --out instead of refusing",
+    )
+    return parser.parse_args(argv)
+
+
+def datasets(args: argparse.Namespace) -> list[str]:
+    """The datasets to run, in order."""
+    return [d for d in args.datasets.split(",") if d]
+
+
+def pipeline_config(args: argparse.Namespace, dataset: str) -> PipelineConfig:
+    """The pipeline settings of one dataset (the README's reproduce settings)."""
+    return PipelineConfig(
+        dataset=dataset,
+        data_dir=args.emnist_dir if dataset == "emnist" else None,
+        out_dir=args.models_dir / dataset,
+        train=FitConfig(epochs=args.epochs, augment=True, balance_classes=True, verbose=2),
+        finetune=FitConfig(
+            epochs=args.finetune_epochs,
+            learning_rate=1e-3,
+            patience=3,
+            augment=True,
+            balance_classes=True,
+            verbose=2,
+        ),
+        export_formats=tuple(f for f in args.export.split(",") if f) if dataset == "mnist" else (),
+        tflite_variants=VARIANTS,
+        overwrite=args.overwrite,
+    )
+
+
+def outputs_replaced(args: argparse.Namespace) -> list[Path]:
+    """The existing files this run would replace: its --out files and each dataset's run."""
+    candidates = [args.out / "pipelines.md", args.out / COMMAND_NAME]
+    for dataset in datasets(args):
+        config = pipeline_config(args, dataset)
+        results = config.out_dir / "results.json"
+        if not args.export_only:
+            labels = [CompressOptions(energy=energy).label() for energy in config.energies]
+            candidates += [results] + [config.out_dir / f"{n}.keras" for n in ["base", *labels]]
+        elif results.is_file():
+            names = [m["name"] for m in json.loads(results.read_text()).get("models", [])]
+            candidates += [config.out_dir / name / "manifest.json" for name in names]
+    return [path for path in candidates if path.exists()]
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, with one error naming the path, to replace an earlier run without --overwrite."""
+    for path in outputs_replaced(args):
+        check_can_write(path, args.overwrite)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        check_outputs(args)
+    except LowrankEdgeError as error:
+        raise SystemExit(f"error: {error}") from None
+    provenance = command_record(
+        None if argv is None else [__file__, *argv],
+        checkout=REPO,
+        extra={"options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}},
+    )
 
     tables = []
-    for dataset in [d for d in args.datasets.split(",") if d]:
-        config = PipelineConfig(
-            dataset=dataset,
-            data_dir=args.emnist_dir if dataset == "emnist" else None,
-            out_dir=REPO / "models" / dataset,
-            train=FitConfig(epochs=args.epochs, augment=True, balance_classes=True, verbose=2),
-            finetune=FitConfig(
-                epochs=args.finetune_epochs,
-                learning_rate=1e-3,
-                patience=3,
-                augment=True,
-                balance_classes=True,
-                verbose=2,
-            ),
-            export_formats=tuple(f for f in args.export.split(",") if f)
-            if dataset == "mnist"
-            else (),
-            tflite_variants=VARIANTS,
-            overwrite=True,
-        )
+    for dataset in datasets(args):
+        config = pipeline_config(args, dataset)
         start = time.perf_counter()
         if args.export_only:
             summary = _export_earlier_run(config)
@@ -75,11 +143,8 @@ def main() -> None:
     text = "\n\n".join(tables) + "\n"
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.out / "pipelines.md", text)
-    write_json_atomic(
-        args.out / "command.json",
-        {"argv": vars(args) | {"emnist_dir": str(args.emnist_dir), "out": str(args.out)}},
-    )
+    write_text_atomic(args.out / "pipelines.md", text, overwrite=args.overwrite)
+    write_command_json(args.out, provenance, overwrite=args.overwrite)
 
 
 def _export_earlier_run(config: PipelineConfig) -> dict:

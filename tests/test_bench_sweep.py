@@ -199,6 +199,9 @@ def test_cli_bench_baseline_refusal_and_merged_report(exported, tmp_path):
         assert "2 configuration(s) timed, 0 failed" in result.output
     records = read_results(tmp_path / "device-a")
     assert {r["model"]: r["is_baseline"] for r in records} == {"base": False, "e50": True}
+    command = json.loads((tmp_path / "device-a" / "command.json").read_text())
+    assert {"argv", "commit", "dirty", "date", "machine"} <= set(command)
+    assert all(r["git"]["commit"] == command["commit"] for r in records)
     assert all(r["baseline"] == "e50" for r in records)
     assert all(len(r["p50_repeats_ms"]) == 2 for r in read_results(tmp_path / "device-b"))
 

@@ -36,6 +36,7 @@ from lowrank_edge.benchmark.profiling import (
     trace_profile,
 )
 from lowrank_edge.benchmark.reporting.progress import Progress
+from lowrank_edge.benchmark.results.provenance import git_state
 from lowrank_edge.benchmark.results.records import GroupContext, build_records, failure_record
 from lowrank_edge.benchmark.results.storage import PROFILE_NAME, RESULTS_NAME, JsonlWriter
 from lowrank_edge.benchmark.suite import BenchModel, baseline_index, load_models
@@ -385,6 +386,7 @@ def run_sweep(
         "options": asdict(config.options),
         "seed": config.seed,
         "system": facts,
+        "git": git_state(),  # commit (and dirty tree) of the code that ran
     }
     progress = progress or Progress(1)
     sweep = _Sweep(config, out_dir, progress, run)

@@ -14,6 +14,7 @@ import click
 
 from lowrank_edge.cli.options import overwrite_option
 from lowrank_edge.errors import LowrankEdgeError
+from lowrank_edge.fileio import check_can_write
 
 
 class _IntList(click.ParamType):
@@ -165,6 +166,7 @@ def bench(models, backends, variants, threads, batches, baseline, out_dir, overw
     from lowrank_edge.benchmark.backends.runtimes import BackendOptions
     from lowrank_edge.benchmark.reporting.progress import Progress
     from lowrank_edge.benchmark.results.folder import finish_folder
+    from lowrank_edge.benchmark.results.provenance import write_command_json
     from lowrank_edge.benchmark.results.storage import RESULTS_NAME
     from lowrank_edge.benchmark.sweep import SweepConfig, run_sweep
     from lowrank_edge.benchmark.timing.calls import TimingPolicy
@@ -191,6 +193,8 @@ def bench(models, backends, variants, threads, batches, baseline, out_dir, overw
         profile=profile,
         seed=seed,
     )
+    check_can_write(out / RESULTS_NAME, overwrite)  # refuse before writing anything
+    write_command_json(out, overwrite=overwrite)  # command, commit, date, machine
     progress = Progress(1, enabled=not quiet)
     try:
         outcome = run_sweep(config, out, overwrite=overwrite, progress=progress)
