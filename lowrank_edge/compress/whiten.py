@@ -9,8 +9,8 @@ sum_{i>r} s_i^2 is the output error left at rank r, the error curve an allocator
 
 Layer by layer (`least_squares_kernel`): with inputs X^ produced by the already-compressed
 layers before this one and the original inputs X, the kernel that best reproduces the original
-output X W from X^ is W* = (X^T X^ + eps I)^-1 (X^T X + eps I) W; it is then truncated the same way with S
-from X^T X^. Pure numpy, float64.
+output X W from X^ is W* = (X^T X^ + eps I)^-1 (X^T X + eps I) W; it is then truncated the
+same way with S from X^T X^. Pure numpy, float64.
 """
 
 from __future__ import annotations
