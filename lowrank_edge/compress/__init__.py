@@ -31,10 +31,11 @@ from lowrank_edge.compress.result import (
 )
 from lowrank_edge.compress.spectrum import LayerSpectrum, energy_fraction
 from lowrank_edge.compress.split import FIRST_SUFFIX, SECOND_SUFFIX, LayerFactors
-from lowrank_edge.compress.steps import compress_model
+from lowrank_edge.compress.steps import Budget, compress_model
 from lowrank_edge.errors import CompressionError
 
 __all__ = [
+    "Budget",
     "FACTORISED",
     "FIRST_SUFFIX",
     "KEPT_BREAK_EVEN",

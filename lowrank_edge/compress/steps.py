@@ -1,40 +1,107 @@
-"""`compress_model`: the three public steps in order, for the common per-layer-policy case.
+"""`compress_model`: the three public steps in order, with the factoriser and budget options.
 
-    analysis = analyse_model(model, include, exclude)       # step 1: candidates, spectra
-    plan = choose_ranks(analysis, policy, rounding=8)       # step 2: one decision per layer
-    result = apply_plan(analysis, plan)                     # step 3: new model and report
+    analysis = analyse_model(model, include, exclude)        # 1: candidates and spectra
+    analysis = whitened_analysis(analysis, images)           #    (data-aware: output spectra)
+    plan = choose_ranks(analysis, policy, rounding=8)        # 2: per-layer policy, or
+    plan = allocate_ranks(analysis, 0.33, budget="macs")     #    a budget over all layers
+    factors = fitted_factors(analysis, plan, images)         # 3: data-aware factor weights
+    result = apply_plan(analysis, plan, factors)             #    new model and report
+    recalibrate_batchnorm(result.model, images)              #    optional
 
-Call the steps yourself to swap one, e.g. a budget allocator for step 2.
+Call the steps yourself to swap one; `compress_model` runs them for the common cases.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import keras
+import numpy as np
 
+from lowrank_edge.compress.allocate import BUDGETS, allocate_ranks, check_fraction
 from lowrank_edge.compress.analyse import analyse_model
 from lowrank_edge.compress.apply import apply_plan
+from lowrank_edge.compress.batchnorm_stats import recalibrate_batchnorm
 from lowrank_edge.compress.choose import choose_ranks
+from lowrank_edge.compress.data_aware import FACTORISERS, fitted_factors, whitened_analysis
 from lowrank_edge.compress.policies import RankPolicy
 from lowrank_edge.compress.result import CompressionResult
+from lowrank_edge.compress.whiten import DEFAULT_DAMPING
+from lowrank_edge.errors import CompressionError
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Keep at most `fraction` of the model's MACs ("macs") or parameters ("params")."""
+
+    kind: str
+    fraction: float
+
+    def __post_init__(self) -> None:
+        if self.kind not in BUDGETS:
+            raise CompressionError(f"budget must be one of {BUDGETS}, got {self.kind!r}")
+        check_fraction(self.fraction, self.kind)
 
 
 def compress_model(
     model: keras.Model,
-    policy: RankPolicy,
+    policy: RankPolicy | Budget,
     *,
     rounding: int | None = None,
     break_even: bool = True,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    factoriser: str = "svd",
+    calibration: np.ndarray | None = None,
+    sequential: bool = True,
+    bn_recalibrate: bool = False,
+    damping: float = DEFAULT_DAMPING,
 ) -> CompressionResult:
     """Factorise the Conv2D/Dense layers of a Sequential/Functional model; return a new model.
 
-    `policy` picks each layer's rank; `rounding` rounds it up to a multiple (capped at full
-    rank); with `break_even` a layer where r*(m+n) >= m*n stays dense. `include`/`exclude` are
-    fnmatch patterns on layer paths/names. The input model is not modified.
+    `policy` picks each layer's rank, or a `Budget` allocates ranks over all layers at once.
+    `rounding` rounds ranks up to a multiple (capped at full rank); with `break_even` a layer
+    where r*(m+n) >= m*n stays dense. `include`/`exclude` are fnmatch patterns on layer
+    paths/names. `factoriser="whitened"` needs `calibration` images (from the training split):
+    ranks are chosen on output spectra and factors are fitted to the original outputs, layer
+    by layer with `sequential`. The input model is not modified.
     """
+    if factoriser not in FACTORISERS:
+        raise CompressionError(f"factoriser must be one of {FACTORISERS}, got {factoriser!r}")
+    whitened = factoriser == "whitened"
+    if (whitened or bn_recalibrate) and (calibration is None or len(calibration) == 0):
+        raise CompressionError(
+            "the whitened factoriser and BatchNorm re-estimation need calibration images "
+            "(pass a dataset, or use the plain 'svd' factoriser without re-estimation)"
+        )
+    start = time.perf_counter()
     analysis = analyse_model(model, include, exclude)
-    plan = choose_ranks(analysis, policy, rounding=rounding, break_even=break_even)
-    return apply_plan(analysis, plan)
+    if whitened:
+        analysis = whitened_analysis(analysis, calibration, damping)
+    if isinstance(policy, Budget):
+        plan = allocate_ranks(analysis, policy.fraction, budget=policy.kind, rounding=rounding)
+    else:
+        plan = choose_ranks(analysis, policy, rounding=rounding, break_even=break_even)
+    chosen = time.perf_counter()
+    factors = None
+    if whitened:
+        factors = fitted_factors(
+            analysis, plan, calibration, damping=damping, sequential=sequential
+        )
+    settings = {
+        "factoriser": factoriser,
+        "calibration_images": 0 if calibration is None else len(calibration),
+        "sequential": bool(sequential and whitened),
+        "damping": damping if whitened else None,
+        "bn_recalibrate": bool(bn_recalibrate),
+    }
+    result = apply_plan(analysis, plan, factors, extra_settings=settings)
+    if bn_recalibrate:
+        recalibrate_batchnorm(result.model, calibration)
+    result.settings["seconds"] = {
+        "analyse_and_choose": round(chosen - start, 2),
+        "total": round(time.perf_counter() - start, 2),
+    }
+    return result

@@ -28,6 +28,7 @@ class FitConfig:
     balance_classes: bool = False  # weight classes by inverse frequency (skewed train sets)
     shift: int = 2
     verbose: int = 1  # Keras progress bar: 0 silent, 1 bar, 2 one line per epoch
+    track_test: bool = False  # log test accuracy after each epoch (reported, never selected on)
 
 
 @dataclass
@@ -82,6 +83,8 @@ def fit(model, data: Dataset, config: FitConfig) -> FitResult:
                 verbose=1,
             )
         )
+    if config.track_test:
+        callbacks.insert(0, _test_accuracy_callback(data))
     start = time.perf_counter()
     history = model.fit(
         _training_batches(data, config),
@@ -103,6 +106,22 @@ def fit(model, data: Dataset, config: FitConfig) -> FitResult:
         history=hist,
         seconds=seconds,
     )
+
+
+def _test_accuracy_callback(data: Dataset):
+    """A callback adding `test_accuracy` to each epoch's logs (so to the history).
+
+    For reports such as "accuracy after 1 fine-tuning epoch"; early stopping and the restored
+    weights still follow the validation split only.
+    """
+    import keras
+
+    class TestAccuracy(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["test_accuracy"] = accuracy(self.model, data.x_test, data.y_test)
+
+    return TestAccuracy()
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:

@@ -23,37 +23,59 @@ from lowrank_edge.pipeline.measure import accuracy_record, cost_record, file_byt
 
 @dataclass(frozen=True)
 class CompressOptions:
-    """How ranks are chosen and which layers are touched (exactly one of energy/rank/fraction)."""
+    """How ranks are chosen, how factors are fitted and which layers are touched.
+
+    Exactly one of energy / rank / fraction (per-layer policies) and target_macs /
+    target_params (a budget over all layers) is set.
+    """
 
     energy: float | None = None
     rank: int | None = None
     fraction: float | None = None
+    target_macs: float | None = None  # keep at most this fraction of the model's MACs
+    target_params: float | None = None  # ... or of its parameters
     measure: str = "squared"  # energy as sum of sigma^2 ("squared") or of sigma ("abs")
     round_to: int | None = None  # round ranks up to a multiple (never above full rank)
     break_even: bool = True  # keep a layer dense when factorising saves nothing
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    factoriser: str = "whitened"  # "whitened" (data-aware, needs data) or "svd" (plain)
+    calibration_images: int = 512  # drawn (seeded) from the training split only
+    sequential: bool = True  # fit each layer to the original outputs, in graph order
+    bn_recalibrate: bool = False  # re-estimate BatchNorm statistics on the calibration images
+    seed: int = 0
 
     def policy(self):
-        """The rank policy object these options describe."""
-        from lowrank_edge.compress import EnergyPolicy, FixedRankPolicy, FractionPolicy
+        """The rank policy or budget these options describe."""
+        from lowrank_edge.compress import Budget, EnergyPolicy, FixedRankPolicy, FractionPolicy
 
-        chosen = [v is not None for v in (self.energy, self.rank, self.fraction)]
-        if sum(chosen) != 1:
-            raise LowrankEdgeError("choose exactly one of --energy, --rank and --rank-fraction")
+        values = (self.energy, self.rank, self.fraction, self.target_macs, self.target_params)
+        if sum(v is not None for v in values) != 1:
+            raise LowrankEdgeError(
+                "choose exactly one of --energy, --rank, --rank-fraction, --target-macs and "
+                "--target-params"
+            )
         if self.energy is not None:
             return EnergyPolicy(self.energy, measure=self.measure)
         if self.rank is not None:
             return FixedRankPolicy(self.rank)
-        return FractionPolicy(self.fraction)
+        if self.fraction is not None:
+            return FractionPolicy(self.fraction)
+        if self.target_macs is not None:
+            return Budget("macs", self.target_macs)
+        return Budget("params", self.target_params)
 
     def label(self) -> str:
-        """Short model name for these options: e75, r16, f0.25."""
+        """Short model name for these options: e75, r16, f0.25, m0.33, p0.2."""
         if self.energy is not None:
             return f"e{self.energy * 100:g}"
         if self.rank is not None:
             return f"r{self.rank}"
-        return f"f{self.fraction:g}"
+        if self.fraction is not None:
+            return f"f{self.fraction:g}"
+        if self.target_macs is not None:
+            return f"m{self.target_macs:g}"
+        return f"p{self.target_params:g}"
 
 
 @dataclass
@@ -74,9 +96,22 @@ def compress_and_finetune(
     finetune: FitConfig | None = None,
     log: Log = print,
 ) -> CompressedModel:
-    """Factorise `model` (left untouched) and, given data and epochs, fine-tune the result."""
-    from lowrank_edge.compress import compress_model
+    """Factorise `model` (left untouched) and, given data and epochs, fine-tune the result.
 
+    The whitened factoriser and BatchNorm re-estimation draw their calibration images from
+    the training split only.
+    """
+    from lowrank_edge.compress import compress_model
+    from lowrank_edge.compress.calibration import calibration_images
+
+    calibration = None
+    if options.factoriser == "whitened" or options.bn_recalibrate:
+        if data is None:
+            raise LowrankEdgeError(
+                "the whitened factoriser needs a dataset for its calibration images: give "
+                "--dataset, or use --factoriser svd"
+            )
+        calibration = calibration_images(data.x_train, options.calibration_images, options.seed)
     result = compress_model(
         model,
         options.policy(),
@@ -84,6 +119,10 @@ def compress_and_finetune(
         break_even=options.break_even,
         include=options.include,
         exclude=options.exclude,
+        factoriser=options.factoriser,
+        calibration=calibration,
+        sequential=options.sequential,
+        bn_recalibrate=options.bn_recalibrate,
     )
     compression = result.to_dict()
     compression["options"] = asdict(options)
@@ -121,14 +160,21 @@ class PipelineConfig:
     dataset: str = "mnist"
     out_dir: Path = Path("models/mnist")
     data_dir: Path | None = None
-    energies: tuple[float, ...] = (0.5, 0.75, 0.9)
+    energies: tuple[float, ...] = ()  # uniform energy thresholds (the seed's 0.5,0.75,0.9)
+    target_macs: tuple[float, ...] = (0.5, 0.33, 0.2)  # budgets: fractions of MACs kept
+    target_params: tuple[float, ...] = ()  # budgets: fractions of parameters kept
     base: Path | None = None
     model: ResNetConfig = ResNetConfig()
     train: FitConfig = FitConfig(epochs=6, learning_rate=2e-3, augment=True, balance_classes=True)
     finetune: FitConfig = FitConfig(
-        epochs=8, learning_rate=1e-3, patience=3, augment=True, balance_classes=True
+        epochs=8,
+        learning_rate=1e-3,
+        patience=3,
+        augment=True,
+        balance_classes=True,
+        track_test=True,
     )
-    compress: CompressOptions = CompressOptions(energy=0.75)
+    compress: CompressOptions = CompressOptions(target_macs=0.5)
     export_formats: tuple[str, ...] = ()
     tflite_variants: tuple[str, ...] = ("float32",)
     overwrite: bool = False
@@ -154,8 +200,7 @@ def run_pipeline(
 
     base_model, base_record = _base_model(config, data, out_dir, log)
     records = [base_record]
-    for energy in config.energies:
-        options = replace(config.compress, energy=energy, rank=None, fraction=None)
+    for options in compression_settings(config):
         records.append(
             _compressed_record(config, options, base_model, base_record, data, out_dir, log)
         )
@@ -172,6 +217,21 @@ def run_pipeline(
         if failures:
             raise LowrankEdgeError("export failed for " + "; ".join(failures))
     return records
+
+
+def compression_settings(config: PipelineConfig) -> list[CompressOptions]:
+    """One CompressOptions per energy and per budget of the run, in that order."""
+    none = dict(energy=None, rank=None, fraction=None, target_macs=None, target_params=None)
+    settings = [replace(config.compress, **{**none, "energy": e}) for e in config.energies]
+    settings += [replace(config.compress, **{**none, "target_macs": f}) for f in config.target_macs]
+    settings += [
+        replace(config.compress, **{**none, "target_params": f}) for f in config.target_params
+    ]
+    if not settings:
+        raise LowrankEdgeError(
+            "nothing to compress: give --energies, --target-macs or --target-params"
+        )
+    return settings
 
 
 def _base_model(config: PipelineConfig, data: Dataset, out_dir: Path, log: Log):
@@ -221,6 +281,9 @@ def _compressed_record(config, options, base_model, base_record, data, out_dir, 
         **{f"before_finetune_{k}": v for k, v in compressed.accuracy_before_finetune.items()},
         **compressed.accuracy,
     }
+    tracked = compressed.finetune.history.get("test_accuracy") if compressed.finetune else None
+    if tracked:
+        record["accuracy"]["after_1_epoch_test"] = tracked[0]
     record.update(relative_figures(record, base_record))
     record["finetune"] = compressed.finetune.to_dict() if compressed.finetune else None
     record["compression"] = compressed.compression
