@@ -11,7 +11,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from harness.bench import FAST_CLI_ARGS, FAST_POLICY, TF_BLOCKER, export_bench_models
+from harness.bench import FAST_CLI_ARGS, FAST_POLICY, TF_BLOCKER, shared_bench_models
 
 from lowrank_edge.benchmark.reporting.progress import Progress
 from lowrank_edge.benchmark.results.folder import finish_folder
@@ -19,13 +19,14 @@ from lowrank_edge.benchmark.results.storage import read_jsonl, read_results
 from lowrank_edge.benchmark.sweep import SweepConfig, run_sweep
 from lowrank_edge.benchmark.system import available_cpus
 from lowrank_edge.cli import main
+from lowrank_edge.errors import LowrankEdgeError
 
 HAS_TF = importlib.util.find_spec("tensorflow") is not None
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    return export_bench_models(tmp_path_factory.mktemp("models"))
+    return shared_bench_models(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +151,68 @@ def test_interrupted_sweep_keeps_finished_records(exported, tmp_path):
         ("base", 1, "ok"),
         ("e50", 1, "ok"),
     ]
+
+
+class _SwapAt(Progress):
+    """Replaces a model file's bytes with another valid model's when a step is reached."""
+
+    def __init__(self, detail: str, target, replacement):
+        super().__init__(1, enabled=False)
+        self.detail, self.target, self.replacement = detail, target, replacement
+
+    def step(self, group: str, detail: str = "") -> None:
+        if detail == self.detail:
+            self.target.write_bytes(self.replacement.read_bytes())
+        super().step(group, detail)
+
+
+def test_artifact_swapped_between_rounds_fails_its_configuration(exported, tmp_path):
+    """Every open checks the bytes it loads: a file swapped after round 1 is refused in round 2."""
+    e50 = shutil.copytree(exported["e50"], tmp_path / "e50")
+    target = next(e50.glob("*.tflite"))
+    swap = _SwapAt("| e50 round 2/2", target, next(exported["base"].glob("*.tflite")))
+    config = SweepConfig(
+        models=(str(exported["base"]), str(e50)),
+        backends=("litert",),
+        policy=FAST_POLICY,
+    )
+    outcome = run_sweep(config, tmp_path / "out", progress=swap)
+    by_model = {r["model"]: r for r in read_results(tmp_path / "out")}
+    assert by_model["base"]["status"] == "ok"
+    swapped = by_model["e50"]
+    assert swapped["status"] == "failed" and outcome.failed == 1
+    assert "SHA-256 mismatch" in swapped["error"] and str(target) in swapped["error"]
+
+
+@pytest.mark.skipif(not HAS_TF, reason="the keras backend needs TensorFlow")
+def test_hung_keras_worker_times_out_and_the_sweep_goes_on(exported, tmp_path, monkeypatch):
+    from lowrank_edge.benchmark.backends import keras_backend
+
+    hang = [sys.executable, "-c", "import time; time.sleep(120)"]
+    monkeypatch.setattr(keras_backend, "worker_command", lambda job_path: [*hang, job_path])
+    config = SweepConfig(
+        models=(str(exported["base"]), str(exported["e50"])),
+        backends=("keras", "litert"),
+        batches=(1, 2),
+        policy=FAST_POLICY,
+        keras_timeout_s=0.5,
+    )
+    outcome = run_sweep(config, tmp_path, progress=Progress(1, enabled=False))
+    records = read_results(tmp_path)
+    keras = [r for r in records if r["backend"] == "keras"]
+    assert len(keras) == 2 * 2 and outcome.failed == 4 and outcome.ok == 4
+    for record in keras:
+        assert record["status"] == "failed"
+        assert record["error"] == (
+            "timeout: the Keras worker ran past its 0.5 s limit and was stopped"
+        )
+    assert all(r["status"] == "ok" for r in records if r["backend"] == "litert")
+
+
+def test_bad_keras_timeout_is_refused():
+    for bad in (0, -1.0, True):
+        with pytest.raises(LowrankEdgeError, match="timeout must be a positive number"):
+            SweepConfig(models=("m",), keras_timeout_s=bad)
 
 
 def test_bench_runs_without_tensorflow(exported, tmp_path):

@@ -8,7 +8,13 @@ import pytest
 from harness.export import copy_export, shared_export
 
 from lowrank_edge.errors import LowrankEdgeError
-from lowrank_edge.runtime import SCHEMA_VERSION, load_manifest, open_artifact, verify_artifact
+from lowrank_edge.runtime import (
+    SCHEMA_VERSION,
+    load_manifest,
+    open_artifact,
+    read_artifact,
+    verify_artifact,
+)
 from lowrank_edge.runtime.manifest import manifest_from_dict
 
 
@@ -126,6 +132,8 @@ def test_tampered_artifact_is_detected(folder, artifact_id):
     path.write_bytes(bytes(data))
     with pytest.raises(LowrankEdgeError, match=rf"artifact '{artifact_id}' .*SHA-256 mismatch"):
         verify_artifact(manifest, artifact_id)
+    with pytest.raises(LowrankEdgeError, match="SHA-256 mismatch"):
+        read_artifact(manifest, artifact_id)
     with pytest.raises(LowrankEdgeError, match="SHA-256 mismatch"):
         open_artifact(manifest, artifact_id)
 

@@ -14,7 +14,13 @@ import pytest
 from harness.export import assert_within_tolerance, block_imports_code, copy_export, shared_export
 
 from lowrank_edge.errors import LowrankEdgeError, MissingDependencyError
-from lowrank_edge.runtime import TensorIO, load_manifest, open_artifact, open_litert
+from lowrank_edge.runtime import (
+    TensorIO,
+    load_manifest,
+    open_artifact,
+    open_litert,
+    open_onnxruntime,
+)
 from lowrank_edge.runtime.quantize import dequantize, quantize
 from lowrank_edge.runtime.quiet import captured_output
 
@@ -139,14 +145,33 @@ def test_wrong_input_shape_is_reported(shared, artifact_id):
 
 
 @pytest.mark.parametrize(
-    "artifact_id, runtime", [("tflite-float32", "LiteRT"), ("onnx-float32", "ONNX Runtime")]
+    "artifact_id, opener, runtime",
+    [("tflite-float32", open_litert, "LiteRT"), ("onnx-float32", open_onnxruntime, "ONNX Runtime")],
 )
-def test_unloadable_model_file_is_reported(shared, tmp_path, artifact_id, runtime):
+def test_unloadable_model_file_is_reported(shared, tmp_path, artifact_id, opener, runtime):
     folder = copy_export(shared, tmp_path)
-    manifest = load_manifest(folder)
-    manifest.artifact_path(artifact_id).write_bytes(b"\0" * 64)
+    path = load_manifest(folder).artifact_path(artifact_id)
+    path.write_bytes(b"\0" * 64)
     with pytest.raises(LowrankEdgeError, match=rf"{runtime} cannot load this model"):
-        open_artifact(manifest, artifact_id, verify=False)
+        opener(path)
+
+
+@pytest.mark.parametrize("artifact_id", ["tflite-float32", "onnx-float32"])
+def test_every_open_checks_the_bytes_it_loads(shared, tmp_path, artifact_id):
+    """A file swapped after a successful open (here for another valid model) is refused next."""
+    manifest = load_manifest(copy_export(shared, tmp_path))
+    x = shared.dataset.x_test[:4]
+    with open_artifact(manifest, artifact_id) as runner:
+        expected = runner.predict(x)
+    path = manifest.artifact_path(artifact_id)
+    original = path.read_bytes()
+    path.write_bytes(manifest.artifact_path("tflite-int8-full").read_bytes())
+    with pytest.raises(LowrankEdgeError, match=rf"artifact '{artifact_id}' .*SHA-256 mismatch"):
+        open_artifact(manifest, artifact_id)
+    path.write_bytes(original)  # the checked bytes are what runs: same logits as before
+    with open_artifact(manifest, artifact_id) as runner:
+        path.write_bytes(b"\0" * 64)  # the runner holds its own copy of the checked bytes
+        np.testing.assert_array_equal(runner.predict(x), expected)
 
 
 def test_manifest_io_must_match_the_model_file(shared):

@@ -1,9 +1,13 @@
-"""Training helpers: class weights for skewed training splits."""
+"""Training helpers: class weights for skewed training splits, readable progress logs."""
+
+import io
+import sys
 
 import numpy as np
 import pytest
 
-from lowrank_edge.model.train import balanced_class_weights
+from lowrank_edge.errors import LowrankEdgeError
+from lowrank_edge.model.train import FitConfig, balanced_class_weights, fit, progress_mode
 
 
 def test_balanced_weights_equalise_class_totals():
@@ -13,3 +17,53 @@ def test_balanced_weights_equalise_class_totals():
     np.testing.assert_allclose(totals, [100 / 4] * 3)  # every present class weighs n / k
     assert weights[3] == 0.0  # absent class
     assert weights[2] == pytest.approx(100 / (4 * 10))
+
+
+def _tiny_fit(verbose, epochs=3):
+    import keras
+    from harness.data import make_pattern_dataset
+
+    data = make_pattern_dataset(n_train=32, n_val=8, n_test=8)
+    model = keras.Sequential(
+        [
+            keras.Input(data.x_train.shape[1:]),
+            keras.layers.Flatten(),
+            keras.layers.Dense(data.num_classes),
+        ]
+    )
+    config = FitConfig(epochs=epochs, batch_size=8, verbose=verbose, patience=None)
+    return fit(model, data, config)
+
+
+def test_fit_logs_one_plain_line_per_epoch_when_stdout_is_not_a_terminal(capsys):
+    result = _tiny_fit(verbose=None)
+    out = capsys.readouterr().out
+    assert "\r" not in out and "\b" not in out  # no progress-bar frames
+    lines = out.splitlines()
+    assert len(lines) == result.epochs_run == 3
+    for epoch, line in enumerate(lines, start=1):
+        assert line.startswith(f"Epoch {epoch}/3 - ")
+        assert "accuracy: " in line and "val_accuracy: " in line
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_fit_keeps_the_progress_bar_on_a_terminal(monkeypatch):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    _tiny_fit(verbose=None, epochs=1)
+    assert "\r" in terminal.getvalue() or "\b" in terminal.getvalue()  # bar frames redrawn
+
+
+def test_progress_mode_follows_the_stream_unless_given():
+    assert progress_mode(None, _Terminal()) == 1
+    assert progress_mode(None, io.StringIO()) == 2
+    closed = io.StringIO()
+    closed.close()
+    assert progress_mode(None, closed) == 2
+    assert progress_mode(0, _Terminal()) == 0 and progress_mode(2, _Terminal()) == 2
+    with pytest.raises(LowrankEdgeError, match="verbose must be 0, 1, 2 or None, got 3"):
+        progress_mode(3)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from lowrank_edge.benchmark.backends.inputs import make_batch
-from lowrank_edge.benchmark.backends.keras_backend import run_keras_worker
+from lowrank_edge.benchmark.backends.keras_backend import check_timeout, run_keras_worker
 from lowrank_edge.benchmark.backends.runtimes import (
     KERAS_VARIANT,
     BackendOptions,
@@ -66,6 +66,7 @@ class SweepConfig:
     cpus: tuple[int, ...] | None = None
     profile: bool = False
     seed: int = 0
+    keras_timeout_s: float | None = None  # per Keras worker; None: derived from `policy`
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -76,6 +77,7 @@ class SweepConfig:
         if bad:
             raise LowrankEdgeError(f"--batch: batch sizes must be >= 1, got {bad}")
         parse_backends(self.backends)
+        check_timeout(self.keras_timeout_s)
 
 
 @dataclass
@@ -135,7 +137,6 @@ class _Sweep:
         self.outcome = SweepOutcome(out_dir)
         self.results = JsonlWriter(out_dir / RESULTS_NAME)
         self.profiles = JsonlWriter(out_dir / PROFILE_NAME) if config.profile else None
-        self._verified: dict[tuple[int, str], str | None] = {}
 
     # -- bookkeeping --------------------------------------------------------------------------
     def plan(self) -> list[tuple[str, str]]:
@@ -199,33 +200,16 @@ class _Sweep:
                         self.runtime_group(backend, variant, threads, batch)
         return self.outcome
 
-    def verified_artifact(self, index: int, backend: str, variant: str):
-        """The model's artifact for (backend, variant), checksum-verified once; or an error."""
-        from lowrank_edge.runtime.manifest import verify_artifact
-
-        model = self.models[index]
-        artifact = artifact_for(model, backend, variant)
-        key = (index, artifact.id)
-        if key not in self._verified:
-            try:
-                verify_artifact(model.manifest, artifact)
-                self._verified[key] = None
-            except LowrankEdgeError as error:
-                self._verified[key] = describe_error(error)
-        if self._verified[key] is not None:
-            raise LowrankEdgeError(self._verified[key])
-        return artifact
-
     def runtime_group(self, backend: str, variant: str, threads: int, batch: int) -> None:
         context = self.context(backend, variant, threads, batch)
         openers, artifacts, errors, inputs = [], [], [], []
-        for index, prepared in enumerate(self.prepared):
+        for prepared in self.prepared:
             opener = artifact = error = x = None
             if prepared.error is not None:
                 error = prepared.error
             else:
                 try:
-                    artifact = self.verified_artifact(index, backend, variant)
+                    artifact = artifact_for(prepared.model, backend, variant)
                     x = make_batch(prepared.samples, batch, self.config.seed)
                     opener = runtime_opener(
                         prepared.model, artifact, threads, x, self.config.options
@@ -255,7 +239,13 @@ class _Sweep:
             self._step_callback(group)(index, repeat, rnd)
 
         by_batch = run_keras_worker(
-            models, threads, self.config.batches, self.config.policy, self.config.seed, on_step
+            models,
+            threads,
+            self.config.batches,
+            self.config.policy,
+            self.config.seed,
+            on_step,
+            timeout_s=self.config.keras_timeout_s,
         )
         for batch in self.config.batches:
             measurements = by_batch[batch]

@@ -1,20 +1,23 @@
 """Walk a Sequential/Functional Keras model call by call, nested sub-models expanded.
 
 The cost model and the compressor both need every call of every leaf layer with its
-input/output shapes (a shared layer has one call per use). Keras keeps the graph in
-`Functional._nodes_by_depth` (a Sequential keeps a Functional in `_functional`); this is
-the one module that reads those private attributes.
+input/output shapes (a shared layer has one call per use). Keras keeps the graph in private
+attributes; `keras_internals` is the one module that reads them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import keras
-from keras.src.models.functional import Functional
 
+from lowrank_edge.compress.keras_internals import (
+    graph_nodes,
+    is_functional,
+    node_call,
+    sequential_graph,
+)
 from lowrank_edge.errors import CompressionError
 
 Shape = tuple[int | None, ...]
@@ -32,7 +35,7 @@ class LayerCall:
 
 def is_graph_model(layer: object) -> bool:
     """True for Sequential and Functional models (the kinds whose graph can be rebuilt)."""
-    return isinstance(layer, (keras.Sequential, Functional))
+    return isinstance(layer, keras.Sequential) or is_functional(layer)
 
 
 def check_graph_model(model: object) -> None:
@@ -43,17 +46,11 @@ def check_graph_model(model: object) -> None:
             f"expected a Sequential or Functional Keras model, got {kind}; subclassed models "
             "have no layer graph to rewrite"
         )
-    if isinstance(model, keras.Sequential) and model._functional is None:
+    if isinstance(model, keras.Sequential) and sequential_graph(model) is None:
         raise CompressionError(
             f"Sequential model '{model.name}' is not built: give it a keras.Input or call it "
             "on data first"
         )
-
-
-def _nodes(model: keras.Model) -> Iterator:
-    graph = model._functional if isinstance(model, keras.Sequential) else model
-    for depth in sorted(graph._nodes_by_depth, reverse=True):  # inputs first
-        yield from graph._nodes_by_depth[depth]
 
 
 def _shapes(tensors) -> tuple[Shape, ...]:
@@ -64,15 +61,15 @@ def layer_calls(model: keras.Model, prefix: str = "") -> list[LayerCall]:
     """Every call of every leaf layer in graph order; nested models are walked per call."""
     check_graph_model(model)
     calls: list[LayerCall] = []
-    for node in _nodes(model):
-        op = node.operation
-        if op is None or node.is_input or isinstance(op, keras.layers.InputLayer):
+    for node in graph_nodes(model):
+        op, is_input, input_tensors, outputs = node_call(node)
+        if op is None or is_input or isinstance(op, keras.layers.InputLayer):
             continue
         path = f"{prefix}{op.name}"
         if is_graph_model(op):
             calls.extend(layer_calls(op, prefix=f"{path}/"))
         else:
-            calls.append(LayerCall(path, op, _shapes(node.input_tensors), _shapes(node.outputs)))
+            calls.append(LayerCall(path, op, _shapes(input_tensors), _shapes(outputs)))
     return calls
 
 

@@ -1,17 +1,22 @@
 """Training and fine-tuning: compile, fit with a seeded run, evaluate.
 
 Fine-tuning uses early stopping on validation accuracy and restores the best
-weights, so it never hands back a model worse than its best epoch.
+weights, so it never hands back a model worse than its best epoch. Progress is a
+Keras bar on a terminal and one plain line per epoch otherwise (logs, pipes, CI),
+so a redirected log holds no progress-bar frames.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
+from typing import TextIO
 
 import numpy as np
 
 from lowrank_edge.data.dataset import Dataset
+from lowrank_edge.errors import LowrankEdgeError
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,7 @@ class FitConfig:
     augment: bool = False  # random shifts of up to `shift` pixels (train split only)
     balance_classes: bool = False  # weight classes by inverse frequency (skewed train sets)
     shift: int = 2
-    verbose: int = 1  # Keras progress bar: 0 silent, 1 bar, 2 one line per epoch
+    verbose: int | None = None  # 0 silent, 1 bar, 2 one line per epoch; None: bar on a tty
     track_test: bool = False  # log test accuracy after each epoch (reported, never selected on)
 
 
@@ -63,16 +68,47 @@ def compile_for_training(model, learning_rate: float, decay_steps: int | None = 
     )
 
 
+def progress_mode(verbose: int | None, stream: TextIO | None = None) -> int:
+    """0 silent, 1 progress bar, 2 one line per epoch; None picks 1 on a terminal, else 2."""
+    if verbose is not None:
+        if verbose not in (0, 1, 2):
+            raise LowrankEdgeError(f"verbose must be 0, 1, 2 or None, got {verbose!r}")
+        return verbose
+    stream = sys.stdout if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return 1 if isatty is not None and isatty() else 2
+    except ValueError:  # a closed stream
+        return 2
+
+
+def _epoch_logger(epochs: int):
+    """A Keras callback printing one self-contained line per epoch (no bar frames)."""
+    import keras
+
+    class EpochLines(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            seconds = time.perf_counter() - self.start
+            metrics = " - ".join(f"{k}: {float(v):.4f}" for k, v in sorted((logs or {}).items()))
+            print(f"Epoch {epoch + 1}/{epochs} - {seconds:.1f}s - {metrics}", flush=True)
+
+    return EpochLines()
+
+
 def fit(model, data: Dataset, config: FitConfig) -> FitResult:
     """Train `model` in place on data.train, validating on data.val; returns what happened."""
     import keras
 
     if config.epochs < 1:
         raise ValueError("epochs must be >= 1")
+    mode = progress_mode(config.verbose)
     keras.utils.set_random_seed(config.seed)
     steps = int(np.ceil(len(data.x_train) / config.batch_size)) * config.epochs
     compile_for_training(model, config.learning_rate, steps if config.cosine_decay else None)
-    callbacks = []
+    callbacks = [_epoch_logger(config.epochs)] if mode == 2 else []
     if config.patience is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -80,7 +116,7 @@ def fit(model, data: Dataset, config: FitConfig) -> FitResult:
                 mode="max",
                 patience=config.patience,
                 restore_best_weights=True,
-                verbose=1,
+                verbose=1 if mode else 0,
             )
         )
     if config.track_test:
@@ -95,7 +131,7 @@ def fit(model, data: Dataset, config: FitConfig) -> FitResult:
         class_weight=balanced_class_weights(data.y_train, data.num_classes)
         if config.balance_classes
         else None,
-        verbose=config.verbose,
+        verbose=1 if mode == 1 else 0,  # mode 2: the one-line logger above
     )
     seconds = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}

@@ -18,6 +18,7 @@ from lowrank_edge.runtime.manifest import (
     SourceInfo,
     TensorIO,
     load_manifest,
+    read_artifact,
     verify_artifact,
 )
 from lowrank_edge.runtime.runner import Runner, open_artifact, open_litert, open_onnxruntime
@@ -40,5 +41,6 @@ __all__ = [
     "open_artifact",
     "open_litert",
     "open_onnxruntime",
+    "read_artifact",
     "verify_artifact",
 ]

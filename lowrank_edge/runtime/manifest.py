@@ -6,6 +6,7 @@ dataclasses, so writer and reader cannot drift. TF-free: numpy and the stdlib on
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -267,7 +268,35 @@ def manifest_from_dict(data: Any, path: Path | None = None) -> Manifest:
 
 
 def verify_artifact(manifest: Manifest, artifact: ArtifactInfo | str) -> Path:
-    """Check the artifact's file exists and its SHA-256 matches the manifest; return its path."""
+    """Check the artifact's file exists and its SHA-256 matches the manifest; return its path.
+
+    The file can change after this check: to run an artifact, load the bytes `read_artifact`
+    returns (as `open_artifact` does), not the path.
+    """
+    artifact, path = _existing_artifact(manifest, artifact)
+    _check_sha256(path, artifact.sha256, f"artifact '{artifact.id}' ({path})")
+    return path
+
+
+def read_artifact(manifest: Manifest, artifact: ArtifactInfo | str) -> bytes:
+    """The artifact's bytes, read once and checked against the manifest's SHA-256.
+
+    A runtime built from these bytes runs exactly what was checked, whatever happens to the
+    file afterwards.
+    """
+    artifact, path = _existing_artifact(manifest, artifact)
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        raise LowrankEdgeError(f"artifact '{artifact.id}': cannot read {path} ({error})") from error
+    actual = hashlib.sha256(content).hexdigest()
+    _compare_sha256(actual, artifact.sha256, f"artifact '{artifact.id}' ({path})")
+    return content
+
+
+def _existing_artifact(
+    manifest: Manifest, artifact: ArtifactInfo | str
+) -> tuple[ArtifactInfo, Path]:
     if isinstance(artifact, str):
         artifact = manifest.artifact(artifact)
     path = manifest.artifact_path(artifact)
@@ -275,12 +304,14 @@ def verify_artifact(manifest: Manifest, artifact: ArtifactInfo | str) -> Path:
         raise LowrankEdgeError(
             f"artifact '{artifact.id}': file {path} is missing (listed in {manifest.path})"
         )
-    _check_sha256(path, artifact.sha256, f"artifact '{artifact.id}' ({path})")
-    return path
+    return artifact, path
 
 
 def _check_sha256(path: Path, expected: str, what: str) -> None:
-    actual = sha256_file(path)
+    _compare_sha256(sha256_file(path), expected, what)
+
+
+def _compare_sha256(actual: str, expected: str, what: str) -> None:
     if actual != expected:
         raise LowrankEdgeError(
             f"{what}: SHA-256 mismatch: manifest says {expected}, file has {actual}; "

@@ -2,6 +2,8 @@
 
 One small `Runner` interface for both runtimes, used by the export parity check and the
 benchmarks alike. TF-free: the runtime packages are imported only when a runner is opened.
+Every open reads the model file once and builds the runtime from those bytes; `open_artifact`
+checks them against the manifest's SHA-256 first, so what runs is exactly what was checked.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from lowrank_edge.errors import LowrankEdgeError, MissingDependencyError
-from lowrank_edge.runtime.manifest import ArtifactInfo, Manifest, TensorIO, verify_artifact
+from lowrank_edge.runtime.manifest import ArtifactInfo, Manifest, TensorIO, read_artifact
 from lowrank_edge.runtime.quantize import dequantize, quantize
 from lowrank_edge.runtime.quiet import captured_output
 
@@ -43,6 +45,18 @@ def open_litert(
 
     `io`, the artifact's manifest entry, is checked against the model's own I/O tensors.
     """
+    path = _existing(path)
+    return _litert_from_bytes(_read(path), path, num_threads, use_xnnpack, io)
+
+
+def _litert_from_bytes(
+    content: bytes,
+    path: Path,
+    num_threads: int | None,
+    use_xnnpack: bool,
+    io: ArtifactInfo | None,
+) -> LiteRTRunner:
+    """A LiteRT runner built from `content` (the bytes of `path`, named in errors)."""
     _check_threads("num_threads", num_threads)
     try:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -51,14 +65,13 @@ def open_litert(
             f"the LiteRT runtime is not installed ({error}); run: pip install ai-edge-litert "
             f"(or {_BENCH_EXTRA})"
         ) from error
-    path = _existing(path)
     resolver = (
         OpResolverType.AUTO if use_xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     )
     with captured_output() as log:
         try:
             interpreter = Interpreter(
-                model_path=str(path),
+                model_content=content,
                 num_threads=num_threads,
                 experimental_op_resolver_type=resolver,
             )
@@ -87,6 +100,21 @@ def open_onnxruntime(
     Inter-op threads are 1; idle threads do not spin unless `allow_spinning`. With
     `profile_prefix` the session profiles every run; `end_profiling()` returns the JSON file.
     """
+    path = _existing(path)
+    return _onnxruntime_from_bytes(
+        _read(path), path, intra_op_threads, allow_spinning, profile_prefix, io
+    )
+
+
+def _onnxruntime_from_bytes(
+    content: bytes,
+    path: Path,
+    intra_op_threads: int | None,
+    allow_spinning: bool,
+    profile_prefix: str | None,
+    io: ArtifactInfo | None,
+) -> OnnxRuntimeRunner:
+    """An ONNX Runtime runner built from `content` (the bytes of `path`, named in errors)."""
     _check_threads("intra_op_threads", intra_op_threads)
     try:
         import onnxruntime as ort
@@ -95,7 +123,6 @@ def open_onnxruntime(
             f"ONNX Runtime is not installed ({error}); run: pip install onnxruntime "
             f"(or {_BENCH_EXTRA})"
         ) from error
-    path = _existing(path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads or 0
     options.inter_op_num_threads = 1
@@ -109,7 +136,7 @@ def open_onnxruntime(
         options.enable_profiling = True
         options.profile_file_prefix = str(profile_prefix)
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(content, options, providers=["CPUExecutionProvider"])
     except Exception as error:  # ORT raises its own exception types for bad files
         raise LowrankEdgeError(
             f"{path}: ONNX Runtime cannot load this model: {_first_line(error)}"
@@ -125,26 +152,25 @@ def open_artifact(
     use_xnnpack: bool = True,
     allow_spinning: bool = False,
     profile_prefix: str | None = None,
-    verify: bool = True,
 ) -> Runner:
-    """Open one artifact of an export folder in its runtime, after checking its SHA-256."""
+    """Open one artifact of an export folder in its runtime.
+
+    The file is read once, its bytes checked against the manifest's SHA-256 and the runtime
+    built from those same bytes; every call checks again, so a file swapped between two opens
+    is refused, never run.
+    """
     artifact = manifest.artifact(artifact_id)
-    path = verify_artifact(manifest, artifact) if verify else manifest.artifact_path(artifact)
-    if artifact.format == "tflite":
-        if profile_prefix is not None:
-            raise LowrankEdgeError(
-                f"artifact '{artifact.id}': profiling is only available for ONNX Runtime artifacts"
-            )
-        return open_litert(path, num_threads=threads, use_xnnpack=use_xnnpack, io=artifact)
-    if artifact.format == "onnx":
-        return open_onnxruntime(
-            path,
-            intra_op_threads=threads,
-            allow_spinning=allow_spinning,
-            profile_prefix=profile_prefix,
-            io=artifact,
+    if artifact.format not in ("tflite", "onnx"):
+        raise LowrankEdgeError(f"artifact '{artifact.id}': unknown format {artifact.format!r}")
+    if artifact.format == "tflite" and profile_prefix is not None:
+        raise LowrankEdgeError(
+            f"artifact '{artifact.id}': profiling is only available for ONNX Runtime artifacts"
         )
-    raise LowrankEdgeError(f"artifact '{artifact.id}': unknown format {artifact.format!r}")
+    content = read_artifact(manifest, artifact)
+    path = manifest.artifact_path(artifact)
+    if artifact.format == "tflite":
+        return _litert_from_bytes(content, path, threads, use_xnnpack, artifact)
+    return _onnxruntime_from_bytes(content, path, threads, allow_spinning, profile_prefix, artifact)
 
 
 class _RunnerBase:
@@ -336,6 +362,13 @@ def _existing(path: str | os.PathLike) -> Path:
     if not path.is_file():
         raise LowrankEdgeError(f"{path}: model file not found")
     return path
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise LowrankEdgeError(f"{path}: cannot read the model file ({error})") from error
 
 
 def _first_line(error: BaseException) -> str:

@@ -4,6 +4,8 @@
   compression ("e50", with its compression sidecar), each exported (TFLite float32 + ONNX +
   real samples) with `lowrank_edge.export.export_model`; returns {"base": dir, "e50": dir}.
   Datasets, the model config and the sidecar writer come from `harness.export`.
+- `shared_bench_models(tmp_path_factory)`: those two exports made once per test session and
+  shared by the bench test modules; read-only (copy a folder before damaging it).
 - `FAST_POLICY` / `FAST_CLI_ARGS`: timing budgets small enough for tests (never timed on).
 - `TF_BLOCKER`: `harness.export.block_imports_code()`, for subprocesses that must prove a code
   path is TensorFlow-free.
@@ -18,6 +20,7 @@ from harness.export import TINY_CONFIG, block_imports_code, save_with_sidecar
 from lowrank_edge.benchmark.timing.calls import TimingPolicy
 
 PARITY_SAMPLES = 16
+_SHARED: dict[str, dict[str, Path]] = {}
 
 FAST_POLICY = TimingPolicy(
     warmup_runs=1, warmup_s=0.0, min_runs=4, min_time_s=0.0, max_time_s=2.0, rounds=2, repeats=1
@@ -54,3 +57,11 @@ def export_bench_models(folder: Path) -> dict[str, Path]:
         )
         folders[name] = folder / name
     return folders
+
+
+def shared_bench_models(tmp_path_factory) -> dict[str, Path]:
+    """The session's `export_bench_models` folders (made on first use); treat them as read-only."""
+    key = str(tmp_path_factory.getbasetemp())
+    if key not in _SHARED:
+        _SHARED[key] = export_bench_models(tmp_path_factory.mktemp("bench-models"))
+    return _SHARED[key]

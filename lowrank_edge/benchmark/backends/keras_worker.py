@@ -4,31 +4,42 @@ Run as `python -m lowrank_edge.benchmark.backends.keras_worker JOB`.
 
 TensorFlow's thread pools can only be sized before TF starts, so each thread
 count runs in a fresh process that sets intra-op threads (and inter-op = 1)
-right after importing TF, loads each model's `.keras` (SHA-256 checked,
-`safe_mode=True`), and times a compiled `tf.function` (no XLA, reduce_retracing)
-on a fixed-shape tensor with the same interleaved rounds as the other backends.
-It prints JSON lines on stdout (events `step`, `result`, `fatal`); anything
-else written to stdout is sent to stderr so it cannot corrupt the records.
+right after importing TF. Like the other backends, only the model being timed
+is alive: every open (each model, each round) reads the `.keras` once, checks
+those bytes' SHA-256, loads them (`safe_mode=True`), traces a `tf.function`
+(no XLA, reduce_retracing) during the untimed warm-up, times it on a
+fixed-shape tensor, then releases it (`keras.backend.clear_session()` and
+garbage collection) before the next model opens. Rounds therefore reload the
+model each time, as LiteRT/ORT reopen theirs; loading and tracing are never
+timed. It prints JSON lines on stdout (events `step`, `result`, `fatal`);
+anything else written to stdout is sent to stderr so it cannot corrupt the
+records.
 """
 
 from __future__ import annotations
 
+import gc
+import hashlib
 import json
 import os
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
+
+import numpy as np
 
 from lowrank_edge.benchmark.backends.inputs import make_batch
 from lowrank_edge.benchmark.suite import keras_source
 from lowrank_edge.benchmark.timing.calls import TimingPolicy
 from lowrank_edge.benchmark.timing.interleave import (
     Measurement,
+    Opener,
     describe_error,
     measure_interleaved,
 )
 from lowrank_edge.errors import LowrankEdgeError, MissingDependencyError
-from lowrank_edge.fileio import sha256_file
 from lowrank_edge.runtime.manifest import load_manifest
 
 
@@ -53,71 +64,105 @@ def start_tensorflow(threads: int):
     return tf
 
 
-def load_keras_model(folder: str):
-    """The `.keras` named by the folder's manifest, checksum verified, loaded with safe_mode."""
+@dataclass(frozen=True)
+class KerasSource:
+    """One model of the job, not loaded: its `.keras` file, expected SHA-256 and samples."""
+
+    path: Path
+    sha256: str
+    samples: np.ndarray
+
+
+def read_source(folder: str) -> KerasSource:
+    """The `.keras` named by the folder's manifest and the manifest's samples (checked)."""
+    manifest = load_manifest(folder)
+    return KerasSource(
+        keras_source(manifest), manifest.model.source.sha256, manifest.load_samples()[0]
+    )
+
+
+def load_verified_model(source: KerasSource):
+    """Load the model from bytes read once and checked against the manifest's SHA-256.
+
+    Keras loads only from a path, so the checked bytes go to a private temporary file: a
+    source changed after the check is never what gets loaded.
+    """
     import keras
 
-    manifest = load_manifest(folder)
-    path = keras_source(manifest)
-    expected = manifest.model.source.sha256
-    if sha256_file(path) != expected:
-        raise LowrankEdgeError(
-            f"{path}: SHA-256 does not match the manifest {manifest.path} (expected {expected}); "
-            "the source model changed since the export"
-        )
     try:
-        model = keras.models.load_model(path, safe_mode=True, compile=False)
-    except Exception as error:  # Keras raises many types for a bad file
+        content = source.path.read_bytes()
+    except OSError as error:
+        raise LowrankEdgeError(f"{source.path}: cannot read the Keras model ({error})") from error
+    actual = hashlib.sha256(content).hexdigest()
+    if actual != source.sha256:
         raise LowrankEdgeError(
-            f"{path}: cannot load the Keras model ({describe_error(error)})"
-        ) from error
-    return model, manifest.load_samples()[0]
+            f"{source.path}: SHA-256 mismatch: the manifest says {source.sha256}, the file has "
+            f"{actual}; the source model changed since the export"
+        )
+    with tempfile.TemporaryDirectory(prefix="lowrank-edge-keras-") as tmp:
+        private = Path(tmp) / "model.keras"
+        private.write_bytes(content)
+        try:
+            return keras.models.load_model(private, safe_mode=True, compile=False)
+        except Exception as error:  # Keras raises many types for a bad file
+            raise LowrankEdgeError(
+                f"{source.path}: cannot load the Keras model ({describe_error(error)})"
+            ) from error
 
 
 class KerasSession:
-    """A compiled call bound to a fixed tensor; `run()` returns numpy so the work is complete."""
+    """One loaded model and a compiled call on a fixed tensor; `close()` releases them all."""
 
-    def __init__(self, function, tensor):
-        self.function, self.tensor = function, tensor
+    def __init__(self, model: Any, x: np.ndarray):
+        import tensorflow as tf
+
+        self.model = model
+        self.tensor = tf.constant(x)
+        self.function = tf.function(
+            lambda t: model(t, training=False), jit_compile=False, reduce_retracing=True
+        )
 
     def run(self) -> object:
+        """One inference; returns numpy so the work is complete when it returns."""
         out = self.function(self.tensor)
         return [t.numpy() for t in out] if isinstance(out, (list, tuple)) else out.numpy()
 
     def close(self) -> None:
-        pass
+        """Drop the model, its traced function and tensor; clear Keras' state; collect."""
+        import keras
+
+        self.model = self.function = self.tensor = None
+        keras.backend.clear_session(free_memory=True)  # also runs gc.collect()
+        gc.collect()
+
+
+def keras_opener(source: KerasSource, batch: int, seed: int) -> Opener:
+    """An opener that loads `source` afresh (bytes checked) on every call."""
+    x = make_batch(source.samples, batch, seed)
+    return lambda: KerasSession(load_verified_model(source), x)
 
 
 def run_job(job: dict, channel: TextIO) -> None:
     """Time every model of the job at every batch size and emit one `result` per batch."""
-    tf = start_tensorflow(int(job["threads"]))
+    start_tensorflow(int(job["threads"]))
     policy = TimingPolicy(**job["policy"])
-    loaded: list[tuple[Any, Any] | None] = []
+    sources: list[KerasSource | None] = []
     errors: list[str | None] = []
     for folder in job["models"]:
-        if folder is None:
-            loaded.append(None)
-            errors.append(None)
-            continue
-        try:
-            loaded.append(load_keras_model(folder))
-            errors.append(None)
-        except Exception as error:
-            loaded.append(None)
-            errors.append(describe_error(error))
+        source = error = None
+        if folder is not None:
+            try:
+                source = read_source(folder)
+            except Exception as problem:
+                error = describe_error(problem)
+        sources.append(source)
+        errors.append(error)
 
     for batch in job["batches"]:
-        openers = []
-        for entry in loaded:
-            if entry is None:
-                openers.append(None)
-                continue
-            model, samples = entry
-            tensor = tf.constant(make_batch(samples, batch, job["seed"]))
-            function = tf.function(
-                lambda t, m=model: m(t, training=False), jit_compile=False, reduce_retracing=True
-            )
-            openers.append(lambda f=function, t=tensor: KerasSession(f, t))
+        openers = [
+            None if source is None else keras_opener(source, batch, job["seed"])
+            for source in sources
+        ]
 
         def step(index: int, repeat: int, rnd: int, batch: int = batch) -> None:
             _emit(channel, event="step", batch=batch, model=index, repeat=repeat, round=rnd)

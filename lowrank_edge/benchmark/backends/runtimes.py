@@ -121,7 +121,7 @@ def runtime_opener(
     options: BackendOptions,
     profile_prefix: str | None = None,
 ) -> Opener:
-    """An opener for LiteRT/ONNX Runtime (the caller verifies the checksum once, not per open)."""
+    """An opener for LiteRT/ONNX Runtime; every open checks the SHA-256 of the bytes it loads."""
     from lowrank_edge.runtime.runner import open_artifact
 
     def open_session() -> RunnerSession:
@@ -132,7 +132,6 @@ def runtime_opener(
             use_xnnpack=options.use_xnnpack,
             allow_spinning=options.allow_spinning,
             profile_prefix=profile_prefix,
-            verify=False,
         )
         return RunnerSession(runner, x)
 
