@@ -1,5 +1,6 @@
 """The end-to-end job: train (or load) a base model, then compress, fine-tune and measure
-it at each energy threshold, and write results.json, report.md and plots.
+it at each energy threshold (or once at a fixed rank or rank fraction), and write
+results.json, report.md and plots.
 
 Each step is a plain function over plain data; `run_pipeline` only sequences them.
 """
@@ -116,7 +117,13 @@ def _compression_summary(compression: dict) -> str:
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Everything `run_pipeline` needs; defaults are the reference MNIST run."""
+    """Everything `run_pipeline` needs; defaults are the reference MNIST run.
+
+    One compressed model is made per energy in `energies` (with `compress`'s other settings),
+    or a single one when `compress` sets a rank or a rank fraction (then `energies` must be
+    empty). `seed` is the run's seed: it splits train/validation and seeds training and
+    fine-tuning (it replaces the seeds of `train` and `finetune`).
+    """
 
     dataset: str = "mnist"
     out_dir: Path = Path("models/mnist")
@@ -131,7 +138,24 @@ class PipelineConfig:
     compress: CompressOptions = CompressOptions(energy=0.75)
     export_formats: tuple[str, ...] = ()
     tflite_variants: tuple[str, ...] = ("float32",)
+    seed: int = 0
     overwrite: bool = False
+
+    def compress_settings(self) -> list[CompressOptions]:
+        """The compression settings of the run, one per compressed model (validated)."""
+        if self.compress.rank is not None or self.compress.fraction is not None:
+            if self.energies:
+                raise LowrankEdgeError(
+                    "choose one of --energies, --rank and --rank-fraction, not several"
+                )
+            settings = [replace(self.compress, energy=None)]
+        else:
+            settings = [replace(self.compress, energy=energy) for energy in self.energies]
+        if not settings:
+            raise LowrankEdgeError("--energies: give at least one value")
+        for options in settings:
+            options.policy()
+        return settings
 
 
 def run_pipeline(
@@ -140,13 +164,19 @@ def run_pipeline(
     """Run the whole job and return one record per model (also written to results.json)."""
     from lowrank_edge.data import load_dataset
 
+    settings = config.compress_settings()
+    config = replace(
+        config,
+        train=replace(config.train, seed=config.seed),
+        finetune=replace(config.finetune, seed=config.seed),
+    )
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path = out_dir / "results.json"
     check_can_write(results_path, config.overwrite)
     if data is None:
-        log(f"[data] loading {config.dataset}")
-        data = load_dataset(config.dataset, config.data_dir)
+        log(f"[data] loading {config.dataset} (split seed {config.seed})")
+        data = load_dataset(config.dataset, config.data_dir, seed=config.seed)
     log(
         f"[data] {data.name}: {len(data.x_train)} train, {len(data.x_val)} val, "
         f"{len(data.x_test)} test, {data.num_classes} classes"
@@ -154,8 +184,7 @@ def run_pipeline(
 
     base_model, base_record = _base_model(config, data, out_dir, log)
     records = [base_record]
-    for energy in config.energies:
-        options = replace(config.compress, energy=energy, rank=None, fraction=None)
+    for options in settings:
         records.append(
             _compressed_record(config, options, base_model, base_record, data, out_dir, log)
         )
