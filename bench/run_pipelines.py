@@ -153,7 +153,7 @@ def _export_earlier_run(config: PipelineConfig) -> dict:
 
     results_path = config.out_dir / "results.json"
     summary = json.loads(results_path.read_text())
-    data = load_dataset(config.dataset, config.data_dir)
+    data = load_dataset(config.dataset, config.data_dir, seed=config.seed)
     failures = export_records(config, data, config.out_dir, summary["models"])
     write_json_atomic(results_path, summary)
     if failures:

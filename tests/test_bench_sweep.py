@@ -8,6 +8,7 @@ import math
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -15,9 +16,12 @@ from harness.bench import FAST_CLI_ARGS, FAST_POLICY, TF_BLOCKER, shared_bench_m
 
 from lowrank_edge.benchmark.reporting.progress import Progress
 from lowrank_edge.benchmark.results.folder import finish_folder
+from lowrank_edge.benchmark.results.records import GroupContext, build_records
 from lowrank_edge.benchmark.results.storage import read_jsonl, read_results
+from lowrank_edge.benchmark.suite import BenchModel, load_models
 from lowrank_edge.benchmark.sweep import SweepConfig, run_sweep
 from lowrank_edge.benchmark.system import available_cpus
+from lowrank_edge.benchmark.timing.interleave import Measurement
 from lowrank_edge.cli import main
 from lowrank_edge.errors import LowrankEdgeError
 
@@ -62,10 +66,55 @@ def test_sweep_times_every_backend_with_finite_efficiency(full_sweep):
             continue
         assert record["theoretical_speedup"] > 1.0  # rank halved: fewer MACs
         assert math.isfinite(record["actual_speedup"]) and record["actual_speedup"] > 0
-        assert record["efficiency"] == pytest.approx(
-            record["actual_speedup"] / record["theoretical_speedup"]
-        )
+        assert math.isfinite(record["efficiency"]) and record["efficiency"] > 0
         assert record["speedup_spread"]["rounds"] == FAST_POLICY.rounds
+
+
+def _with_macs(model: BenchModel, label: str, macs: int) -> BenchModel:
+    """A real exported model under another label, its manifest claiming `macs` MACs."""
+    facts = replace(model.manifest.model, macs=macs)
+    return replace(model, label=label, manifest=replace(model.manifest, model=facts))
+
+
+def _ms(*values: float) -> list[int]:
+    return [int(v * 1_000_000) for v in values]
+
+
+def test_records_from_known_samples(exported):
+    """Speedups, efficiency and flags of hand-made measurements, worked out by hand."""
+    (real,) = load_models([exported["base"]])
+    models = [
+        _with_macs(real, "base", 1000),
+        _with_macs(real, "fast", 250),  # theoretical speedup 1000/250 = 4
+        _with_macs(real, "slow", 500),  # theoretical speedup 1000/500 = 2
+    ]
+    measurements = [  # one repeat of two rounds each
+        Measurement([[_ms(2, 4, 6), _ms(4, 4, 4)]]),  # round p50s 4 ms and 4 ms
+        Measurement([[_ms(1, 2, 3), _ms(1, 1, 5)]]),  # 2 ms and 1 ms: ratios 2 and 4
+        Measurement([[_ms(8, 8, 8), _ms(7, 8, 9)]]),  # 8 ms and 8 ms: ratios 0.5 and 0.5
+    ]
+    context = GroupContext("litert", "float32", threads=1, batch=2, run={"run_id": "r"})
+    base, fast, slow = build_records(context, models, ["a", "b", "c"], measurements, baseline=0)
+
+    assert (base["is_baseline"], base["actual_speedup"], base["flags"]) == (True, 1.0, [])
+    assert fast["theoretical_speedup"] == 4.0
+    assert fast["actual_speedup"] == pytest.approx(3.0)  # median of 2 and 4
+    assert fast["efficiency"] == pytest.approx(0.75)  # 3 / 4
+    assert fast["flags"] == []
+    spread = fast["speedup_spread"]
+    assert (spread["q1"], spread["q3"], spread["min"], spread["max"]) == pytest.approx(
+        (2.5, 3.5, 2.0, 4.0)  # quartiles of {2, 4} by linear interpolation
+    )
+    # pooled 1, 2, 3, 1, 1, 5 ms: median 1.5, mean 13/6 ms, batch 2 -> 2000/(13/6) samples/s
+    latency = fast["latency"]
+    assert (latency["runs"], latency["min_ms"], latency["max_ms"]) == (6, 1.0, 5.0)
+    assert latency["p50_ms"] == pytest.approx(1.5)
+    assert latency["throughput"] == pytest.approx(2000 / (13 / 6))
+    assert slow["actual_speedup"] == pytest.approx(0.5)
+    assert slow["efficiency"] == pytest.approx(0.25)  # 0.5 / 2
+    assert slow["flags"] == ["slower_than_baseline", "efficiency_below_0.5"]
+    assert slow["p50_repeats_ms"] == [8.0]
+    assert {r["run_id"] for r in (base, fast, slow)} == {"r"}
 
 
 def test_sweep_writes_csv_report_plots_and_layer_profile(full_sweep):
@@ -255,8 +304,8 @@ def test_cli_bench_baseline_refusal_and_merged_report(exported, tmp_path):
     models = [str(exported["base"]), str(exported["e50"])]
     for device, repeats in (("device-a", "1"), ("device-b", "2")):
         options = ["--backends", "litert", "--baseline", str(exported["e50"]), "--repeats", repeats]
-        result = runner.invoke(
-            main, ["bench", *models, *options, "--out", str(tmp_path / device), *FAST_CLI_ARGS]
+        result = runner.invoke(  # the later --repeats wins over FAST_CLI_ARGS' one
+            main, ["bench", *models, *FAST_CLI_ARGS, *options, "--out", str(tmp_path / device)]
         )
         assert result.exit_code == 0, result.output
         assert "2 configuration(s) timed, 0 failed" in result.output
@@ -297,8 +346,8 @@ def test_cli_rejects_bad_options_with_clear_messages(exported, tmp_path):
     assert result.exit_code == 2 and "expected comma-separated integers" in result.output
     result = runner.invoke(main, ["bench", str(exported["base"]), "--backends", "tensorrt",
                                   "--out", str(tmp_path / "o")])  # fmt: skip
-    assert result.exit_code == 1
-    assert "unknown backend(s) tensorrt; choose from litert, onnxruntime, keras" in result.output
+    assert result.exit_code == 2
+    assert "unknown tensorrt; choose from litert, onnxruntime, keras" in result.output
     result = runner.invoke(main, ["bench", str(exported["base"]), "--batch", "0",
                                   "--out", str(tmp_path / "o")])  # fmt: skip
     assert result.exit_code == 1 and "batch sizes must be >= 1, got [0]" in result.output

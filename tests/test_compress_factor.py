@@ -97,9 +97,10 @@ def test_dense_pair_keeps_activation_and_bias_on_the_second_factor():
     first, second = split.layers
     assert (first.units, first.use_bias, second.units, second.use_bias) == (2, False, 4, True)
     assert second.activation is keras.activations.tanh
-    # at rank 2 < 4 the pair is the rank-2 truncation of the kernel
-    a, b = split_kernel(dense.kernel.numpy(), 2)
-    expected = np.tanh(x @ a @ b + dense.bias.numpy())
+    # at rank 2 < 4 the pair is the rank-2 truncation of the kernel: U_2 diag(s_2) V_2^T
+    u, sv, vt = np.linalg.svd(dense.kernel.numpy().astype(np.float64), full_matrices=False)
+    truncated = (u[:, :2] * sv[:2]) @ vt[:2]
+    expected = np.tanh(x @ truncated + dense.bias.numpy())
     np.testing.assert_allclose(_pair_output(split, x), expected, atol=1e-5)
 
 

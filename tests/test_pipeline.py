@@ -8,9 +8,51 @@ from harness.data import make_pattern_dataset
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.model.resnet import ResNetConfig
 from lowrank_edge.model.train import FitConfig
+from lowrank_edge.pipeline.measure import relative_figures
 from lowrank_edge.pipeline.run import CompressOptions, PipelineConfig, parse_energies, run_pipeline
 
 TINY = ResNetConfig(num_classes=3, widths=(4, 8), blocks_per_stage=1, head_units=8)
+
+# TINY's cost on a 28x28x1 input, counted by hand. Conv MACs: out_h*out_w*filters*kh*kw*cin;
+# Dense MACs: in*out. Params: kernel + bias + 4 per BatchNorm channel (gamma, beta, mean, var).
+#   stem_conv       3x3x1->4, 28x28 out:            28*28*4*9  =  28,224 MACs;  36 + bn 16
+#   s1b1_a_conv     3x3x4->4, 28x28 out:            28*28*4*36 = 112,896 MACs; 144 + bn 16
+#   s1b1_b_conv     3x3x4->4, 28x28 out:            28*28*4*36 = 112,896 MACs; 144 + bn 16
+#   s2b1_a_conv     3x3x4->8, stride 2, 14x14 out:  14*14*8*36 =  56,448 MACs; 288 + bn 32
+#   s2b1_b_conv     3x3x8->8, 14x14 out:            14*14*8*72 = 112,896 MACs; 576 + bn 32
+#   s2b1_proj_conv  1x1x4->8, stride 2, 14x14 out:  14*14*8*4  =   6,272 MACs;  32 + bn 32
+#   fc              Dense 8->8 (+bias):                    8*8 =      64 MACs;  72
+#   logits          Dense 8->3 (+bias):                    8*3 =      24 MACs;  27
+TINY_MACS = 28_224 + 2 * 112_896 + 56_448 + 112_896 + 6_272 + 64 + 24  # 429,720
+TINY_PARAMS = 36 + 16 + 2 * (144 + 16) + 288 + 32 + 576 + 32 + 32 + 32 + 72 + 27  # 1,463
+# Output positions (out_h * out_w) of each kernel layer.
+POSITIONS = {
+    "stem_conv": 28 * 28,
+    "s1b1_a_conv": 28 * 28,
+    "s1b1_b_conv": 28 * 28,
+    "s2b1_a_conv": 14 * 14,
+    "s2b1_b_conv": 14 * 14,
+    "s2b1_proj_conv": 14 * 14,
+    "fc": 1,
+    "logits": 1,
+}
+
+
+def hand_cost(layers: list[dict]) -> tuple[int, int]:
+    """(params, MACs) of TINY after the factorisations listed in a compression report.
+
+    A kernel read as an m x n matrix (m = kh*kw*cin, n = cout) costs m*n weights and
+    positions*m*n MACs; its rank-r factor pair costs r*(m + n) weights and positions*r*(m + n)
+    MACs (a kh x kw conv to r channels, then a 1x1 conv to n). Biases stay as they were.
+    """
+    params, macs = TINY_PARAMS, TINY_MACS
+    for layer in layers:
+        if layer["status"] != "factorised":
+            continue
+        (m, n), r = layer["matrix_shape"], layer["rank_kept"]
+        params -= m * n - r * (m + n)
+        macs -= POSITIONS[layer["name"]] * (m * n - r * (m + n))
+    return params, macs
 
 
 def tiny_dataset():
@@ -28,6 +70,7 @@ def pipeline_run(tmp_path_factory):
         model=TINY,
         train=FitConfig(epochs=2, batch_size=16, verbose=0),
         finetune=FitConfig(epochs=1, batch_size=16, learning_rate=5e-4, patience=1, verbose=0),
+        seed=3,
     )
     logs: list[str] = []
     records = run_pipeline(config, data=tiny_dataset(), log=logs.append)
@@ -55,16 +98,68 @@ def test_pipeline_writes_models_results_report_and_plots(pipeline_run):
     assert any(line.startswith("[e50]") for line in logs)
 
 
-def test_pipeline_records_are_consistent(pipeline_run):
+def test_pipeline_records_match_a_hand_count(pipeline_run):
     _, records, _ = pipeline_run
     base, e50, e90 = records
+    assert (base["params"], base["macs"], base["flops"]) == (1_463, 429_720, 2 * 429_720)
     for record in (e50, e90):
-        assert record["theoretical_speedup"] == pytest.approx(base["macs"] / record["macs"])
-        assert record["param_reduction"] == pytest.approx(1 - record["params"] / base["params"])
+        params, macs = hand_cost(record["compression"]["layers"])
+        assert (record["params"], record["macs"]) == (params, macs)
+        assert record["theoretical_speedup"] == pytest.approx(429_720 / macs)
+        assert record["param_reduction"] == pytest.approx(1 - params / 1_463)
+        assert record["theoretical_speedup"] > 1.0  # something was factorised
         assert 0.0 <= record["accuracy"]["test"] <= 1.0
         assert "before_finetune_test" in record["accuracy"]
     # A lower energy keeps fewer (or equal) parameters.
     assert e50["params"] <= e90["params"] <= base["params"]
+
+
+def test_relative_figures_on_known_records():
+    base = {"params": 1000, "file_bytes": 8000, "macs": 50_000}
+    small = {"params": 250, "file_bytes": 6000, "macs": 12_500}
+    assert relative_figures(small, base) == {
+        "param_reduction": 0.75,  # 1 - 250/1000
+        "size_reduction": 0.25,  # 1 - 6000/8000
+        "mac_reduction": 0.75,  # 1 - 12,500/50,000
+        "theoretical_speedup": 4.0,  # 50,000 / 12,500
+    }
+
+
+def test_pipeline_seed_splits_and_seeds_training(pipeline_run):
+    out, _, logs = pipeline_run
+    settings = json.loads((out / "results.json").read_text())["settings"]
+    assert settings["seed"] == 3
+    assert settings["train"]["seed"] == settings["finetune"]["seed"] == 3
+
+
+def test_pipeline_with_a_rank_fraction_makes_one_model(pipeline_run, tmp_path):
+    out, _, _ = pipeline_run
+    config = PipelineConfig(
+        dataset="tiny",
+        out_dir=tmp_path,
+        energies=(),
+        base=out / "base.keras",
+        compress=CompressOptions(fraction=0.5, exclude=("logits",)),
+        finetune=FitConfig(epochs=0),
+    )
+    records = run_pipeline(config, data=tiny_dataset(), log=lambda _: None)
+    assert [r["name"] for r in records] == ["base", "f0.5"]
+    layers = records[1]["compression"]["layers"]
+    assert {layer["name"] for layer in layers if layer["status"] == "factorised"} <= set(POSITIONS)
+    # half of each full rank, e.g. s2b1_b_conv's 72 x 8 matrix keeps rank 4
+    by_name = {layer["name"]: layer for layer in layers}
+    assert by_name["s2b1_b_conv"]["rank_kept"] == 4
+    assert by_name["logits"]["status"] == "kept: excluded by pattern"
+    assert (records[1]["params"], records[1]["macs"]) == hand_cost(layers)
+
+
+def test_pipeline_takes_one_rank_policy():
+    with pytest.raises(LowrankEdgeError, match="choose one of --energies, --rank"):
+        PipelineConfig(compress=CompressOptions(rank=4)).compress_settings()
+    assert [o.label() for o in PipelineConfig(energies=(0.5, 0.9)).compress_settings()] == [
+        "e50",
+        "e90",
+    ]
 
 
 def test_pipeline_refuses_to_replace_results_without_overwrite(pipeline_run):

@@ -12,60 +12,28 @@ from pathlib import Path
 
 import click
 
-from lowrank_edge.cli.options import overwrite_option
+from lowrank_edge.benchmark.backends.runtimes import BACKENDS
+from lowrank_edge.cli.options import INTS, comma_list_option, overwrite_option
 from lowrank_edge.errors import LowrankEdgeError
+from lowrank_edge.export.variants import TFLITE_VARIANTS
 from lowrank_edge.fileio import check_can_write
-
-
-class _IntList(click.ParamType):
-    """A comma-separated list of integers, e.g. `1,2,4` (validated later, so 0 can be recorded)."""
-
-    name = "INTS"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, tuple):
-            return value
-        try:
-            items = tuple(int(item) for item in str(value).split(",") if item.strip())
-        except ValueError:
-            self.fail(f"expected comma-separated integers like 1,2,4, got {value!r}", param, ctx)
-        if not items:
-            self.fail("expected at least one integer", param, ctx)
-        return items
-
-
-class _NameList(click.ParamType):
-    """A comma-separated list of names, e.g. `litert,onnxruntime`."""
-
-    name = "NAMES"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, tuple):
-            return value
-        items = tuple(item.strip() for item in str(value).split(",") if item.strip())
-        if not items:
-            self.fail("expected at least one name", param, ctx)
-        return items
-
-
-INTS, NAMES = _IntList(), _NameList()
 
 
 @click.command("bench")
 @click.argument("models", nargs=-1, required=True)
-@click.option(
+@comma_list_option(
     "--backends",
-    type=NAMES,
+    choices=BACKENDS,
     default="litert,onnxruntime",
     show_default=True,
-    help="Comma-separated: litert, onnxruntime, keras (keras needs the full install).",
+    help="Runtimes to time (keras needs the full install).",
 )
-@click.option(
+@comma_list_option(
     "--variants",
-    type=NAMES,
+    choices=TFLITE_VARIANTS,
     default="float32",
     show_default=True,
-    help="TFLite variants to time (float32, float16, int8-dynamic, int8-full).",
+    help="TFLite variants to time.",
 )
 @click.option(
     "--threads", type=INTS, default="1", show_default=True, help="Comma-separated thread counts."
@@ -81,14 +49,16 @@ INTS, NAMES = _IntList(), _NameList()
 @click.option(
     "--baseline",
     default=None,
-    help="Model folder the speedups are relative to (default: the first model).",
+    show_default="the first model",
+    help="Model folder the speedups are relative to.",
 )
 @click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False),
     default=None,
-    help="Result folder (default: bench/results/<hostname>).",
+    show_default="bench/results/<hostname>",
+    help="Result folder.",
 )
 @overwrite_option("Replace results already in --out.")
 @click.option(
@@ -115,7 +85,7 @@ INTS, NAMES = _IntList(), _NameList()
 @click.option(
     "--min-time",
     type=float,
-    default=1.0,
+    default=2.0,
     show_default=True,
     help="Minimum timed seconds per configuration (split over rounds).",
 )
@@ -136,7 +106,7 @@ INTS, NAMES = _IntList(), _NameList()
 @click.option(
     "--repeats",
     type=int,
-    default=1,
+    default=3,
     show_default=True,
     help="Repeat the rounds to report the repeat-to-repeat spread of p50s.",
 )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from lowrank_edge.cli.options import seed_option
+
 
 @click.command("data")
 @click.argument("name", type=click.Choice(["mnist", "emnist"]))
@@ -14,7 +16,7 @@ import click
     help="Folder with the dataset files (required for emnist, e.g. ../shared/data/emnist47; "
     "for mnist: IDX files or Kaggle train.csv instead of the download).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Train/val split seed.")
+@seed_option("Seed of the train/validation split.")
 def data(name: str, data_dir: str | None, seed: int) -> None:
     """Fetch (MNIST) or read (EMNIST) a dataset and show where it is and its split shapes."""
     from lowrank_edge.data import load_dataset

@@ -10,26 +10,35 @@ from pathlib import Path
 
 import click
 
-from lowrank_edge.cli.options import data_dir_option, dataset_option, overwrite_option
+from lowrank_edge.cli.options import (
+    SPLIT_SEED_HELP,
+    comma_list_option,
+    data_dir_option,
+    dataset_option,
+    overwrite_option,
+    seed_option,
+)
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.export.variants import FORMATS, INT8_IO_TYPES, TFLITE_VARIANTS
 
 
 @click.command("export")
 @click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
+@comma_list_option(
     "--format",
     "formats",
-    multiple=True,
-    type=click.Choice(FORMATS),
-    help="Artifact format; repeat for several (default: tflite and onnx).",
+    choices=FORMATS,
+    default=",".join(FORMATS),
+    repeatable=True,
+    help="Artifact formats.",
 )
-@click.option(
+@comma_list_option(
     "--variant",
     "variants",
-    multiple=True,
-    type=click.Choice(TFLITE_VARIANTS),
-    help="TFLite variant; repeat for several (default: float32).",
+    choices=TFLITE_VARIANTS,
+    repeatable=True,
+    show_default="float32",
+    help="TFLite variants.",
 )
 @click.option("--all-variants", is_flag=True, help="Export every TFLite variant.")
 @click.option(
@@ -48,13 +57,15 @@ from lowrank_edge.export.variants import FORMATS, INT8_IO_TYPES, TFLITE_VARIANTS
     show_default=True,
     help="Test images for each artifact's parity check.",
 )
-@dataset_option("Dataset for parity, samples.npz and int8 calibration (emnist needs --data-dir).")
+@dataset_option("for parity checks, samples.npz and int8 calibration")
 @data_dir_option
+@seed_option(SPLIT_SEED_HELP[:-1] + "; int8 calibration images come from its train part.")
 @click.option(
     "--out-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Export folder (default: beside the model, named after it: models/x/e75/).",
+    show_default="beside the model, named after it: models/x/e75/",
+    help="Export folder.",
 )
 @click.option("--no-verify", is_flag=True, help="Skip the parity checks.")
 @overwrite_option("Replace an existing export.")
@@ -62,20 +73,20 @@ from lowrank_edge.export.variants import FORMATS, INT8_IO_TYPES, TFLITE_VARIANTS
 def export(
     model_path: Path,
     formats: tuple[str, ...],
-    variants: tuple[str, ...],
+    variants: tuple[str, ...] | None,
     all_variants: bool,
     int8_io: str | None,
     opset: int,
     samples: int,
     dataset: str | None,
     data_dir: Path | None,
+    seed: int,
     out_dir: Path | None,
     no_verify: bool,
     overwrite: bool,
     verbose: bool,
 ) -> None:
     """Export MODEL_PATH (.keras) to TFLite/ONNX, check parity with Keras, write manifest.json."""
-    formats = formats or FORMATS
     if (variants or all_variants) and "tflite" not in formats:
         raise LowrankEdgeError("--variant/--all-variants apply to TFLite: add --format tflite")
     if data_dir is not None and dataset is None:
@@ -86,7 +97,7 @@ def export(
     from lowrank_edge.data import load_dataset
     from lowrank_edge.export import export_model
 
-    data = load_dataset(dataset, data_dir) if dataset is not None else None
+    data = load_dataset(dataset, data_dir, seed=seed) if dataset is not None else None
     manifest = export_model(
         model_path,
         out_dir if out_dir is not None else model_path.with_suffix(""),

@@ -1,17 +1,148 @@
-"""Click options shared by several commands, declared once so their names and help agree."""
+"""Click options shared by several commands, declared once so their names, help and defaults agree.
+
+Conventions every command follows:
+- An option that takes several values takes ONE comma-separated list (`--threads 1,2`), parsed
+  by `CommaList` / `CommaInts`. Options that used to be repeated instead (`export --format`,
+  `--include`) still accept the repeated form, with a one-line deprecation warning on stderr.
+- Defaults are shown as click's `[default: ...]`; one that is not a plain value is stated as a
+  string (`none`, `the first model`, `models/<dataset>`), never inside the help sentence.
+- A group of options is a list of decorators applied in order with `apply_options`, so a new
+  option (e.g. a future `--target-macs`) is one more entry in the list and one more field in
+  the builder beside it (`compress_options_from`).
+
+TensorFlow-free: nothing here imports Keras, so every command module can import it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
 DATASETS = ("mnist", "emnist")
 
+Decorator = Callable[[Callable], Callable]
 
-def dataset_option(help: str = "Dataset to train/evaluate on (emnist needs --data-dir)."):
-    """`--dataset mnist|emnist`."""
-    return click.option("--dataset", type=click.Choice(DATASETS), default=None, help=help)
+
+def apply_options(*options: Decorator) -> Decorator:
+    """One decorator applying `options` so they appear in `--help` in the given order."""
+
+    def decorate(func: Callable) -> Callable:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def warn_deprecated(message: str) -> None:
+    """Print one `warning: ... is deprecated` line on stderr."""
+    click.echo(f"warning: {message}", err=True)
+
+
+# --- comma-separated lists ----------------------------------------------------------------
+
+
+def parse_comma_list(text: str, choices: Sequence[str] | None = None) -> tuple[str, ...]:
+    """'a, b,a' -> ('a', 'b'): stripped, empty items and repeats dropped, order kept.
+
+    Raises ValueError with a one-line message when the list is empty or, given `choices`,
+    names something not among them.
+    """
+    items = tuple(dict.fromkeys(item.strip() for item in str(text).split(",") if item.strip()))
+    if not items:
+        raise ValueError("expected at least one value")
+    if choices is not None:
+        unknown = [item for item in items if item not in choices]
+        if unknown:
+            raise ValueError(f"unknown {', '.join(unknown)}; choose from {', '.join(choices)}")
+    return items
+
+
+class CommaList(click.ParamType):
+    """A comma-separated list of names, optionally restricted to `choices`."""
+
+    name = "LIST"
+
+    def __init__(self, choices: Sequence[str] | None = None) -> None:
+        self.choices = tuple(choices) if choices is not None else None
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[" + ",".join(self.choices) + "]" if self.choices else "A,B,..."
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None):
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_comma_list(value, self.choices)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+class CommaInts(click.ParamType):
+    """A comma-separated list of integers, e.g. `1,2,4` (ranges are checked by the command)."""
+
+    name = "INTS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None):
+        if isinstance(value, tuple):
+            return value
+        try:
+            items = parse_comma_list(value)
+            return tuple(int(item) for item in items)
+        except ValueError:
+            self.fail(f"expected comma-separated integers like 1,2,4, got {value!r}", param, ctx)
+
+
+INTS = CommaInts()
+
+
+def comma_list_option(
+    *param_decls: str,
+    choices: Sequence[str] | None = None,
+    default: str | None = None,
+    repeatable: bool = False,
+    **kwargs: Any,
+) -> Decorator:
+    """A comma-list option; its value is a tuple of strings (None when absent and no default).
+
+    `repeatable=True` is for options that used to be given once per value: the repeated form
+    is still accepted (the values are joined) with a deprecation warning on stderr.
+    """
+    kind = CommaList(choices)
+    if not repeatable:
+        return click.option(*param_decls, type=kind, default=default, **kwargs)
+
+    def join_repeats(ctx: click.Context, param: click.Parameter, value: tuple) -> tuple | None:
+        if not value:
+            return kind.convert(default, param, ctx) if default is not None else None
+        joined = tuple(dict.fromkeys(item for group in value for item in group))
+        if len(value) > 1:
+            flag = param.opts[0]
+            warn_deprecated(
+                f"repeating {flag} is deprecated; give one comma-separated list: "
+                f"{flag} {','.join(joined)}"
+            )
+        return joined
+
+    if default is not None:
+        kwargs.setdefault("show_default", default)
+    return click.option(*param_decls, type=kind, multiple=True, callback=join_repeats, **kwargs)
+
+
+# --- data ---------------------------------------------------------------------------------
+
+
+def dataset_option(use: str, required: bool = False) -> Decorator:
+    """`--dataset mnist|emnist`, stated one way: `[required]`, or else `[default: none]`."""
+    help_text = f"Dataset {use} (emnist also needs --data-dir)."
+    if required:
+        return click.option("--dataset", type=click.Choice(DATASETS), required=True, help=help_text)
+    return click.option(
+        "--dataset", type=click.Choice(DATASETS), default=None, show_default="none", help=help_text
+    )
 
 
 data_dir_option = click.option(
@@ -22,6 +153,182 @@ data_dir_option = click.option(
 )
 
 
-def overwrite_option(help: str = "Replace existing output files instead of refusing."):
+def seed_option(help: str) -> Decorator:
+    """`--seed` (default 0): always the seed of the 80/20 train/validation split."""
+    return click.option("--seed", default=0, show_default=True, type=int, help=help)
+
+
+SPLIT_SEED_HELP = "Seed of the train/validation split (use the training run's seed)."
+RUN_SEED_HELP = "Seed of the train/validation split, weight init, shuffling and augmentation."
+
+
+def overwrite_option(help: str = "Replace existing output files instead of refusing.") -> Decorator:
     """`--overwrite`: outputs are never replaced without it."""
     return click.option("--overwrite", is_flag=True, help=help)
+
+
+# --- model and training -------------------------------------------------------------------
+
+
+def _parse_widths(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(v) for v in value.split(","))
+    except ValueError as error:
+        message = f"expected comma-separated integers like 16,32,64, got {value!r}"
+        raise click.BadParameter(message) from error
+    if not widths or min(widths) < 1:
+        raise click.BadParameter("every width must be >= 1")
+    return widths
+
+
+model_options = apply_options(
+    click.option(
+        "--widths",
+        default="16,32,64",
+        show_default=True,
+        callback=_parse_widths,
+        help="Channels of each residual stage.",
+    ),
+    click.option(
+        "--blocks",
+        default=1,
+        show_default=True,
+        type=click.IntRange(1),
+        help="Residual blocks per stage.",
+    ),
+    click.option(
+        "--head-units",
+        default=128,
+        show_default=True,
+        type=click.IntRange(0),
+        help="Hidden Dense units before the classifier (0: none).",
+    ),
+)
+
+augment_option = click.option(
+    "--augment/--no-augment",
+    default=True,
+    show_default=True,
+    help="Random shifts of up to 2 pixels of the training images (training and fine-tuning).",
+)
+
+balance_option = click.option(
+    "--balance-classes/--no-balance-classes",
+    default=True,
+    show_default=True,
+    help="Weight classes by inverse frequency (EMNIST-47's training split is skewed).",
+)
+
+batch_size_option = click.option(
+    "--batch-size",
+    default=128,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Batch size of every training run (training and fine-tuning).",
+)
+
+# Fine-tuning after compression (`compress` and `pipeline`).
+finetune_options = apply_options(
+    click.option(
+        "--finetune-epochs",
+        default=8,
+        show_default=True,
+        type=click.IntRange(0),
+        help="Fine-tuning epochs after compression (0: none).",
+    ),
+    click.option(
+        "--finetune-lr",
+        default=1e-3,
+        show_default=True,
+        type=click.FloatRange(0, min_open=True),
+        help="Fine-tuning peak learning rate (Adam, cosine decay).",
+    ),
+    click.option(
+        "--patience",
+        default=3,
+        show_default=True,
+        type=click.IntRange(1),
+        help="Fine-tuning stops after this many epochs without a better validation accuracy "
+        "(the best weights are kept).",
+    ),
+)
+
+
+# --- compression --------------------------------------------------------------------------
+
+_ENERGY = "energy: sum of sigma^2, or of sigma with --energy-measure abs"
+
+energy_option = click.option(
+    "--energy",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help=f"Keep the smallest rank whose energy reaches this fraction of the layer's total "
+    f"({_ENERGY}).",
+)
+
+DEFAULT_ENERGIES = "0.5,0.75,0.9"
+
+energies_option = click.option(
+    "--energies",
+    default=None,
+    show_default=f"{DEFAULT_ENERGIES} unless --rank or --rank-fraction is given",
+    help=f"Comma-separated energy thresholds, one compressed model each ({_ENERGY}).",
+)
+
+# Rank policies other than energy, and which layers are touched and how.
+compression_options = apply_options(
+    click.option(
+        "--rank",
+        type=click.IntRange(1),
+        default=None,
+        help="Keep this fixed rank in every layer (capped at full rank).",
+    ),
+    click.option(
+        "--rank-fraction",
+        type=click.FloatRange(0, 1, min_open=True),
+        default=None,
+        help="Keep this fraction of each layer's full rank.",
+    ),
+    click.option(
+        "--energy-measure",
+        type=click.Choice(["squared", "abs"]),
+        default="squared",
+        show_default=True,
+        help="Energy as the sum of sigma^2 (squared) or of sigma (abs).",
+    ),
+    click.option(
+        "--round-to",
+        type=click.IntRange(1),
+        default=None,
+        help="Round each rank up to a multiple of this (e.g. 8 for SIMD).",
+    ),
+    click.option(
+        "--no-break-even", is_flag=True, help="Factorise even where it saves no parameters."
+    ),
+    comma_list_option(
+        "--include",
+        repeatable=True,
+        help="Only layers whose name matches one of these globs, e.g. 's2*,fc'.",
+    ),
+    comma_list_option(
+        "--exclude",
+        repeatable=True,
+        help="Skip layers whose name matches one of these globs, e.g. 'logits'.",
+    ),
+)
+
+
+def compress_options_from(params: Mapping[str, Any], energy: float | None = None):
+    """The CompressOptions that `compression_options` (plus an energy) describe."""
+    from lowrank_edge.pipeline.run import CompressOptions
+
+    return CompressOptions(
+        energy=energy,
+        rank=params["rank"],
+        fraction=params["rank_fraction"],
+        measure=params["energy_measure"],
+        round_to=params["round_to"],
+        break_even=not params["no_break_even"],
+        include=tuple(params["include"] or ()),
+        exclude=tuple(params["exclude"] or ()),
+    )

@@ -1,5 +1,6 @@
 """The end-to-end job: train (or load) a base model, then compress, fine-tune and measure
-it at each energy threshold, and write results.json, report.md and plots.
+it at each energy threshold (or once at a fixed rank or rank fraction), and write
+results.json, report.md and plots.
 
 Each step is a plain function over plain data; `run_pipeline` only sequences them.
 """
@@ -155,7 +156,13 @@ def _compression_summary(compression: dict) -> str:
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Everything `run_pipeline` needs; defaults are the reference MNIST run."""
+    """Everything `run_pipeline` needs; defaults are the reference MNIST run.
+
+    One compressed model is made per energy in `energies` (with `compress`'s other settings),
+    or a single one when `compress` sets a rank or a rank fraction (then `energies` must be
+    empty). `seed` is the run's seed: it splits train/validation and seeds training and
+    fine-tuning (it replaces the seeds of `train` and `finetune`).
+    """
 
     dataset: str = "mnist"
     out_dir: Path = Path("models/mnist")
@@ -177,7 +184,35 @@ class PipelineConfig:
     compress: CompressOptions = CompressOptions(target_macs=0.5)
     export_formats: tuple[str, ...] = ()
     tflite_variants: tuple[str, ...] = ("float32",)
+    seed: int = 0
     overwrite: bool = False
+
+    def compress_settings(self) -> list[CompressOptions]:
+        """The compression settings of the run, one per compressed model (validated).
+
+        Either one fixed-rank setting (`compress.rank` or `compress.fraction`), or one per
+        energy, then one per MAC budget, then one per parameter budget.
+        """
+        none = dict(energy=None, rank=None, fraction=None, target_macs=None, target_params=None)
+        if self.compress.rank is not None or self.compress.fraction is not None:
+            if self.energies or self.target_macs or self.target_params:
+                raise LowrankEdgeError(
+                    "choose --rank or --rank-fraction alone, or any of --energies, "
+                    "--target-macs and --target-params"
+                )
+            settings = [replace(self.compress, energy=None, target_macs=None, target_params=None)]
+        else:
+            base = replace(self.compress, **none)
+            settings = [replace(base, energy=e) for e in self.energies]
+            settings += [replace(base, target_macs=f) for f in self.target_macs]
+            settings += [replace(base, target_params=f) for f in self.target_params]
+        if not settings:
+            raise LowrankEdgeError(
+                "nothing to compress: give --energies, --target-macs or --target-params"
+            )
+        for options in settings:
+            options.policy()
+        return settings
 
 
 def run_pipeline(
@@ -186,13 +221,19 @@ def run_pipeline(
     """Run the whole job and return one record per model (also written to results.json)."""
     from lowrank_edge.data import load_dataset
 
+    settings = config.compress_settings()
+    config = replace(
+        config,
+        train=replace(config.train, seed=config.seed),
+        finetune=replace(config.finetune, seed=config.seed),
+    )
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path = out_dir / "results.json"
     check_can_write(results_path, config.overwrite)
     if data is None:
-        log(f"[data] loading {config.dataset}")
-        data = load_dataset(config.dataset, config.data_dir)
+        log(f"[data] loading {config.dataset} (split seed {config.seed})")
+        data = load_dataset(config.dataset, config.data_dir, seed=config.seed)
     log(
         f"[data] {data.name}: {len(data.x_train)} train, {len(data.x_val)} val, "
         f"{len(data.x_test)} test, {data.num_classes} classes"
@@ -200,7 +241,7 @@ def run_pipeline(
 
     base_model, base_record = _base_model(config, data, out_dir, log)
     records = [base_record]
-    for options in compression_settings(config):
+    for options in settings:
         records.append(
             _compressed_record(config, options, base_model, base_record, data, out_dir, log)
         )
@@ -217,21 +258,6 @@ def run_pipeline(
         if failures:
             raise LowrankEdgeError("export failed for " + "; ".join(failures))
     return records
-
-
-def compression_settings(config: PipelineConfig) -> list[CompressOptions]:
-    """One CompressOptions per energy and per budget of the run, in that order."""
-    none = dict(energy=None, rank=None, fraction=None, target_macs=None, target_params=None)
-    settings = [replace(config.compress, **{**none, "energy": e}) for e in config.energies]
-    settings += [replace(config.compress, **{**none, "target_macs": f}) for f in config.target_macs]
-    settings += [
-        replace(config.compress, **{**none, "target_params": f}) for f in config.target_params
-    ]
-    if not settings:
-        raise LowrankEdgeError(
-            "nothing to compress: give --energies, --target-macs or --target-params"
-        )
-    return settings
 
 
 def _base_model(config: PipelineConfig, data: Dataset, out_dir: Path, log: Log):

@@ -27,7 +27,7 @@ FAST_POLICY = TimingPolicy(
 )
 FAST_CLI_ARGS = [
     "--warmup-runs", "1", "--warmup-time", "0", "--min-runs", "4", "--min-time", "0",
-    "--max-time", "2", "--rounds", "2", "--quiet",
+    "--max-time", "2", "--rounds", "2", "--repeats", "1", "--quiet",
 ]  # fmt: skip
 
 TF_BLOCKER = block_imports_code()
