@@ -32,7 +32,6 @@ from lowrank_edge.fileio import check_can_write, write_json_atomic, write_text_a
 from lowrank_edge.model.train import FitConfig
 from lowrank_edge.pipeline.report import markdown_table, models_table, summary_table
 from lowrank_edge.pipeline.run import (
-    CompressOptions,
     PipelineConfig,
     export_records,
     run_pipeline,
@@ -102,7 +101,7 @@ def outputs_replaced(args: argparse.Namespace) -> list[Path]:
         config = pipeline_config(args, dataset)
         results = config.out_dir / "results.json"
         if not args.export_only:
-            labels = [CompressOptions(energy=energy).label() for energy in config.energies]
+            labels = [options.label() for options in config.compress_settings()]
             candidates += [results] + [config.out_dir / f"{n}.keras" for n in ["base", *labels]]
         elif results.is_file():
             names = [m["name"] for m in json.loads(results.read_text()).get("models", [])]

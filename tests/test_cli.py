@@ -58,7 +58,18 @@ def trained(mnist_dir, tmp_path_factory) -> Path:
 def test_compress_without_data_saves_model_and_sidecar(trained, tmp_path):
     before = sha256_file(trained)
     out = tmp_path / "r2.keras"
-    result = run("compress", trained, "--rank", "2", "--finetune-epochs", "0", "--out", out)
+    result = run(
+        "compress",
+        trained,
+        "--rank",
+        "2",
+        "--factoriser",
+        "svd",
+        "--finetune-epochs",
+        "0",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     assert out.is_file() and (tmp_path / "r2.compression.json").is_file()
     assert "factorised" in result.output  # the per-layer table
@@ -92,7 +103,18 @@ def test_compress_with_finetune_and_evaluate(trained, mnist_dir, tmp_path):
 def test_compress_refuses_to_replace_output(trained, tmp_path):
     out = tmp_path / "r2.keras"
     out.write_bytes(b"precious")
-    result = run("compress", trained, "--rank", "2", "--finetune-epochs", "0", "--out", out)
+    result = run(
+        "compress",
+        trained,
+        "--rank",
+        "2",
+        "--factoriser",
+        "svd",
+        "--finetune-epochs",
+        "0",
+        "--out",
+        out,
+    )
     assert result.exit_code == 1
     assert "already exists; pass --overwrite" in result.output
     assert out.read_bytes() == b"precious"
@@ -108,7 +130,8 @@ def test_compress_refuses_to_replace_output(trained, tmp_path):
         (["pipeline", "--dataset", "mnist", "--energies", "0.5,2"], "outside (0, 1]"),
         (
             ["pipeline", "--dataset", "mnist", "--energies", "0.5", "--rank", "2"],
-            "choose one of --energies, --rank and --rank-fraction (got --energies and --rank)",
+            "choose --rank or --rank-fraction alone, or any of --energies, --target-macs and "
+            "--target-params (got --rank and --energies)",
         ),
     ],
 )
@@ -426,3 +449,55 @@ def test_bench_timing_defaults_are_the_readme_settings():
     line = " ".join(run("bench", "--help").output.split())
     assert "[default: 2.0]" in line[line.index("--min-time") :]
     assert "[default: 3;" in line[line.index("--repeats") :] or "[default: 3]" in line
+
+
+def _listing(folder: Path) -> dict:
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+def test_ranks_is_a_dry_run_that_writes_nothing_without_plot(trained, mnist_dir, tmp_path):
+    folders = (trained.parent, mnist_dir)
+    before = [_listing(f) for f in folders]
+    result = run(
+        "ranks", trained, "--target-macs", "0.6", "--dataset", "mnist", "--data-dir", mnist_dir
+    )
+    assert result.exit_code == 0, result.output
+    assert [_listing(f) for f in folders] == before
+    lines = result.output.splitlines()
+    assert "pred. error" in lines[0] and lines[-1].startswith("model: MACs")
+    kept = float(lines[-1].split("(")[1].split(" kept")[0])
+    assert kept <= 0.6
+    plot = tmp_path / "curves.png"
+    result = run("ranks", trained, "--target-macs", "0.6", "--factoriser", "svd", "--plot", plot)
+    assert result.exit_code == 0, result.output
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compress_to_a_mac_budget_meets_it(trained, mnist_dir, tmp_path):
+    out = tmp_path / "m.keras"
+    result = run(
+        "compress",
+        trained,
+        *("--target-macs", "0.5", "--dataset", "mnist", "--data-dir", mnist_dir),
+        *("--finetune-epochs", "0", "--bn-recalibrate", "--out", out),
+    )
+    assert result.exit_code == 0, result.output
+    sidecar = json.loads(out.with_name("m.compression.json").read_text())
+    assert sidecar["totals"]["macs_ratio"] <= 0.5
+    assert sidecar["settings"]["factoriser"] == "whitened"
+    assert sidecar["settings"]["bn_recalibrate"] is True
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--target-macs", "0.5"], "pass --dataset"),
+        (["--target-macs", "0.001", "--factoriser", "svd"], "smallest reachable fraction"),
+        (["--target-macs", "0.5", "--energy", "0.5", "--factoriser", "svd"], "exactly one of"),
+    ],
+)
+def test_bad_budgets_get_one_error_line(args, message, trained):
+    result = run("ranks", trained, *args)
+    assert result.exit_code == 1
+    assert message in result.output and result.output.startswith("error: ")
+    assert len(result.output.strip().splitlines()) == 1

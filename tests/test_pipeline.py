@@ -67,6 +67,7 @@ def pipeline_run(tmp_path_factory):
         dataset="tiny",
         out_dir=out,
         energies=(0.5, 0.9),
+        target_macs=(),
         model=TINY,
         train=FitConfig(epochs=2, batch_size=16, verbose=0),
         finetune=FitConfig(epochs=1, batch_size=16, learning_rate=5e-4, patience=1, verbose=0),
@@ -138,6 +139,7 @@ def test_pipeline_with_a_rank_fraction_makes_one_model(pipeline_run, tmp_path):
         dataset="tiny",
         out_dir=tmp_path,
         energies=(),
+        target_macs=(),
         base=out / "base.keras",
         compress=CompressOptions(fraction=0.5, exclude=("logits",)),
         finetune=FitConfig(epochs=0),
@@ -154,12 +156,21 @@ def test_pipeline_with_a_rank_fraction_makes_one_model(pipeline_run, tmp_path):
 
 
 def test_pipeline_takes_one_rank_policy():
-    with pytest.raises(LowrankEdgeError, match="choose one of --energies, --rank"):
+    with pytest.raises(LowrankEdgeError, match="choose --rank or --rank-fraction alone"):
         PipelineConfig(compress=CompressOptions(rank=4)).compress_settings()
-    assert [o.label() for o in PipelineConfig(energies=(0.5, 0.9)).compress_settings()] == [
-        "e50",
+    config = PipelineConfig(energies=(0.5, 0.9), target_macs=())
+    assert [o.label() for o in config.compress_settings()] == ["e50", "e90"]
+    assert [o.label() for o in PipelineConfig().compress_settings()] == ["m0.5", "m0.33", "m0.2"]
+    config = PipelineConfig(energies=(0.9,), target_params=(0.2,))
+    assert [o.label() for o in config.compress_settings()] == [
         "e90",
+        "m0.5",
+        "m0.33",
+        "m0.2",
+        "p0.2",
     ]
+    with pytest.raises(LowrankEdgeError, match="nothing to compress"):
+        PipelineConfig(target_macs=()).compress_settings()
 
 
 def test_pipeline_refuses_to_replace_results_without_overwrite(pipeline_run):

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from lowrank_edge.cli.options import (
-    DEFAULT_ENERGIES,
+    DEFAULT_TARGET_MACS,
     RUN_SEED_HELP,
     SPLIT_SEED_HELP,
     augment_option,
@@ -23,10 +23,13 @@ from lowrank_edge.cli.options import (
     dataset_option,
     energies_option,
     energy_option,
+    factoriser_options,
     finetune_options,
     model_options,
     overwrite_option,
     seed_option,
+    target_option,
+    targets_option,
     warn_deprecated,
 )
 from lowrank_edge.errors import LowrankEdgeError
@@ -120,8 +123,13 @@ def train(
 @click.command()
 @click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
 @energy_option
+@target_option
 @compression_options
-@dataset_option("to fine-tune and measure on; needed unless --finetune-epochs 0")
+@factoriser_options
+@dataset_option(
+    "for calibration, fine-tuning and measuring; needed unless --factoriser svd and "
+    "--finetune-epochs 0"
+)
 @data_dir_option
 @finetune_options
 @click.option(
@@ -140,13 +148,15 @@ def train(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    show_default="<model folder>/<e75|r16|f0.25>.keras",
+    show_default="<model folder>/<e75|r16|f0.25|m0.33|p0.2>.keras",
     help="Output .keras.",
 )
 @overwrite_option()
 def compress(
     model_path: Path,
     energy: float | None,
+    target_macs: float | None,
+    target_params: float | None,
     dataset: str | None,
     data_dir: Path | None,
     finetune_epochs: int,
@@ -171,15 +181,22 @@ def compress(
     if old_lr is not None:
         warn_deprecated("compress --lr is deprecated; use --finetune-lr")
         finetune_lr = old_lr
-    options = compress_options_from(compression, energy=energy)
+    options = compress_options_from(
+        compression, energy=energy, target_macs=target_macs, target_params=target_params, seed=seed
+    )
     options.policy()  # validate the choice before any slow work
+    if options.factoriser == "whitened" and dataset is None:
+        raise LowrankEdgeError(
+            "the whitened factoriser needs calibration images: pass --dataset "
+            "(or use --factoriser svd)"
+        )
     out = out or model_path.with_name(f"{options.label()}.keras")
     if out.resolve() == model_path.resolve():
         raise LowrankEdgeError(f"--out {out} would overwrite the input model")
     check_can_write(out, overwrite)
     model = load_model(model_path)
     data = None
-    if finetune_epochs > 0 or dataset is not None:
+    if finetune_epochs > 0 or dataset is not None or options.bn_recalibrate:
         data = _load_data(dataset, data_dir, seed, f"--finetune-epochs {finetune_epochs}")
     finetune = (
         FitConfig(
@@ -230,8 +247,10 @@ def evaluate(model_path: Path, dataset: str, data_dir: Path | None, seed: int) -
 @click.command()
 @dataset_option("to train, fine-tune and measure on", required=True)
 @data_dir_option
+@targets_option
 @energies_option
 @compression_options
+@factoriser_options
 @click.option(
     "--base",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -270,6 +289,8 @@ def evaluate(model_path: Path, dataset: str, data_dir: Path | None, seed: int) -
 def pipeline(
     dataset: str,
     data_dir: Path | None,
+    target_macs: str | None,
+    target_params: str | None,
     energies: str | None,
     base: Path | None,
     out_dir: Path | None,
@@ -289,41 +310,55 @@ def pipeline(
     overwrite: bool,
     **compression: object,
 ) -> None:
-    """Train (or load --base), then compress, fine-tune and measure at each energy (or once
-    at --rank / --rank-fraction)."""
+    """Train (or load --base), then compress, fine-tune and measure at each MAC or parameter
+    budget and each energy (or once at --rank / --rank-fraction)."""
     from lowrank_edge.model.resnet import ResNetConfig
     from lowrank_edge.model.train import FitConfig
-    from lowrank_edge.pipeline.run import PipelineConfig, parse_energies, run_pipeline
+    from lowrank_edge.pipeline.run import PipelineConfig, parse_fractions, run_pipeline
 
-    policies = [
+    fixed = [
         flag
         for flag, value in (
-            ("--energies", energies),
             ("--rank", compression["rank"]),
             ("--rank-fraction", compression["rank_fraction"]),
         )
         if value is not None
     ]
-    if len(policies) > 1:
-        raise LowrankEdgeError(
-            f"choose one of --energies, --rank and --rank-fraction (got {' and '.join(policies)})"
+    lists = [
+        flag
+        for flag, value in (
+            ("--energies", energies),
+            ("--target-macs", target_macs),
+            ("--target-params", target_params),
         )
-    by_energy = compression["rank"] is None and compression["rank_fraction"] is None
+        if value is not None
+    ]
+    if len(fixed) > 1 or (fixed and lists):
+        raise LowrankEdgeError(
+            "choose --rank or --rank-fraction alone, or any of --energies, --target-macs and "
+            f"--target-params (got {' and '.join(fixed + lists)})"
+        )
+    if not fixed and not lists:
+        target_macs = DEFAULT_TARGET_MACS
     common = {"batch_size": batch_size, "augment": augment, "balance_classes": balance_classes}
     config = PipelineConfig(
         dataset=dataset,
         data_dir=data_dir,
         out_dir=out_dir or Path("models") / dataset,
-        energies=parse_energies(DEFAULT_ENERGIES if energies is None else energies)
-        if by_energy
-        else (),
+        energies=parse_fractions(energies) if energies else (),
+        target_macs=parse_fractions(target_macs, "--target-macs") if target_macs else (),
+        target_params=parse_fractions(target_params, "--target-params") if target_params else (),
         base=base,
         model=ResNetConfig(widths=widths, blocks_per_stage=blocks, head_units=head_units),
         train=FitConfig(epochs=epochs, **common),
         finetune=FitConfig(
-            epochs=finetune_epochs, learning_rate=finetune_lr, patience=patience, **common
+            epochs=finetune_epochs,
+            learning_rate=finetune_lr,
+            patience=patience,
+            track_test=True,
+            **common,
         ),
-        compress=compress_options_from(compression),
+        compress=compress_options_from(compression, seed=seed),
         export_formats=export_formats or (),
         tflite_variants=tflite_variants,
         seed=seed,

@@ -256,7 +256,10 @@ finetune_options = apply_options(
 
 # --- compression --------------------------------------------------------------------------
 
-_ENERGY = "energy: sum of sigma^2, or of sigma with --energy-measure abs"
+_ENERGY = (
+    "the layer's output energy on the calibration images with --factoriser whitened, its "
+    "kernel's with svd; sum of sigma^2, or of sigma with --energy-measure abs"
+)
 
 energy_option = click.option(
     "--energy",
@@ -266,13 +269,46 @@ energy_option = click.option(
     f"({_ENERGY}).",
 )
 
-DEFAULT_ENERGIES = "0.5,0.75,0.9"
+_BUDGET = "allocated over all layers at once, smallest summed relative output error"
+
+target_option = apply_options(
+    click.option(
+        "--target-macs",
+        type=click.FloatRange(0, 1, min_open=True),
+        default=None,
+        help=f"Keep at most this fraction of the model's MACs, ranks {_BUDGET}.",
+    ),
+    click.option(
+        "--target-params",
+        type=click.FloatRange(0, 1, min_open=True),
+        default=None,
+        help=f"Keep at most this fraction of the model's parameters, ranks {_BUDGET}.",
+    ),
+)
+
+DEFAULT_TARGET_MACS = "0.5,0.33,0.2"
+
+targets_option = apply_options(
+    click.option(
+        "--target-macs",
+        default=None,
+        show_default=f"{DEFAULT_TARGET_MACS} unless another policy is given",
+        help=f"Comma-separated fractions of MACs kept, one compressed model each ({_BUDGET}).",
+    ),
+    click.option(
+        "--target-params",
+        default=None,
+        help="Comma-separated fractions of parameters kept, one compressed model each.",
+    ),
+)
+
 
 energies_option = click.option(
     "--energies",
     default=None,
-    show_default=f"{DEFAULT_ENERGIES} unless --rank or --rank-fraction is given",
-    help=f"Comma-separated energy thresholds, one compressed model each ({_ENERGY}).",
+    show_default="none",
+    help=f"Comma-separated energy thresholds, one compressed model each, e.g. the seed's "
+    f"0.5,0.75,0.9 ({_ENERGY}).",
 )
 
 # Rank policies other than energy, and which layers are touched and how.
@@ -318,12 +354,62 @@ compression_options = apply_options(
 )
 
 
-def compress_options_from(params: Mapping[str, Any], energy: float | None = None):
-    """The CompressOptions that `compression_options` (plus an energy) describe."""
+FACTORISERS = ("whitened", "svd")
+
+# How factors are fitted (`compress`, `pipeline` and `ranks`).
+factoriser_options = apply_options(
+    click.option(
+        "--factoriser",
+        type=click.Choice(FACTORISERS),
+        default="whitened",
+        show_default=True,
+        help="whitened: data-aware SVD that minimises each layer's output error on calibration "
+        "images from the training split (needs --dataset); svd: plain SVD of the kernel.",
+    ),
+    click.option(
+        "--calibration-images",
+        default=512,
+        show_default=True,
+        type=click.IntRange(1),
+        help="Training images (seeded draw) for the whitened factoriser and --bn-recalibrate.",
+    ),
+    click.option(
+        "--sequential/--no-sequential",
+        default=True,
+        show_default=True,
+        help="Whitened: fit each layer, in graph order, to the original model's outputs from "
+        "the inputs the already-compressed layers produce.",
+    ),
+    click.option(
+        "--bn-recalibrate/--no-bn-recalibrate",
+        default=False,
+        show_default=True,
+        help="Re-estimate BatchNorm statistics on the calibration images, in graph order, "
+        "before accuracy is measured and before fine-tuning.",
+    ),
+)
+
+
+def compress_options_from(
+    params: Mapping[str, Any],
+    energy: float | None = None,
+    target_macs: float | None = None,
+    target_params: float | None = None,
+    seed: int = 0,
+):
+    """The CompressOptions that `compression_options` and `factoriser_options` (plus a
+    policy value) describe."""
     from lowrank_edge.pipeline.run import CompressOptions
 
     return CompressOptions(
         energy=energy,
+        target_macs=target_macs,
+        target_params=target_params,
+        factoriser=params["factoriser"],
+        calibration_images=params["calibration_images"],
+        sequential=params["sequential"],
+        bn_recalibrate=params["bn_recalibrate"],
+        seed=seed,
         rank=params["rank"],
         fraction=params["rank_fraction"],
         measure=params["energy_measure"],

@@ -21,10 +21,10 @@ import keras
 import numpy as np
 
 from lowrank_edge.compress.allocate import BUDGETS, allocate_ranks, check_fraction
-from lowrank_edge.compress.analyse import analyse_model
+from lowrank_edge.compress.analyse import ModelAnalysis, analyse_model
 from lowrank_edge.compress.apply import apply_plan
 from lowrank_edge.compress.batchnorm_stats import recalibrate_batchnorm
-from lowrank_edge.compress.choose import choose_ranks
+from lowrank_edge.compress.choose import RankPlan, choose_ranks
 from lowrank_edge.compress.data_aware import FACTORISERS, fitted_factors, whitened_analysis
 from lowrank_edge.compress.policies import RankPolicy
 from lowrank_edge.compress.result import CompressionResult
@@ -43,6 +43,45 @@ class Budget:
         if self.kind not in BUDGETS:
             raise CompressionError(f"budget must be one of {BUDGETS}, got {self.kind!r}")
         check_fraction(self.fraction, self.kind)
+
+
+def _check_data_options(factoriser: str, calibration, bn_recalibrate: bool) -> None:
+    if factoriser not in FACTORISERS:
+        raise CompressionError(f"factoriser must be one of {FACTORISERS}, got {factoriser!r}")
+    if (factoriser == "whitened" or bn_recalibrate) and (
+        calibration is None or len(calibration) == 0
+    ):
+        raise CompressionError(
+            "the whitened factoriser and BatchNorm re-estimation need calibration images "
+            "(pass a dataset, or use the plain 'svd' factoriser without re-estimation)"
+        )
+
+
+def plan_compression(
+    model: keras.Model,
+    policy: RankPolicy | Budget,
+    *,
+    rounding: int | None = None,
+    break_even: bool = True,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    factoriser: str = "svd",
+    calibration: np.ndarray | None = None,
+    damping: float = DEFAULT_DAMPING,
+) -> tuple[ModelAnalysis, RankPlan]:
+    """Steps 1 and 2 only: the analysis (output spectra when whitened) and the rank plan.
+
+    What `lowrank-edge ranks` shows before anything is written.
+    """
+    _check_data_options(factoriser, calibration, False)
+    analysis = analyse_model(model, include, exclude)
+    if factoriser == "whitened":
+        analysis = whitened_analysis(analysis, calibration, damping)
+    if isinstance(policy, Budget):
+        plan = allocate_ranks(analysis, policy.fraction, budget=policy.kind, rounding=rounding)
+    else:
+        plan = choose_ranks(analysis, policy, rounding=rounding, break_even=break_even)
+    return analysis, plan
 
 
 def compress_model(
@@ -68,23 +107,21 @@ def compress_model(
     ranks are chosen on output spectra and factors are fitted to the original outputs, layer
     by layer with `sequential`. The input model is not modified.
     """
-    if factoriser not in FACTORISERS:
-        raise CompressionError(f"factoriser must be one of {FACTORISERS}, got {factoriser!r}")
-    whitened = factoriser == "whitened"
-    if (whitened or bn_recalibrate) and (calibration is None or len(calibration) == 0):
-        raise CompressionError(
-            "the whitened factoriser and BatchNorm re-estimation need calibration images "
-            "(pass a dataset, or use the plain 'svd' factoriser without re-estimation)"
-        )
+    _check_data_options(factoriser, calibration, bn_recalibrate)
     start = time.perf_counter()
-    analysis = analyse_model(model, include, exclude)
-    if whitened:
-        analysis = whitened_analysis(analysis, calibration, damping)
-    if isinstance(policy, Budget):
-        plan = allocate_ranks(analysis, policy.fraction, budget=policy.kind, rounding=rounding)
-    else:
-        plan = choose_ranks(analysis, policy, rounding=rounding, break_even=break_even)
+    analysis, plan = plan_compression(
+        model,
+        policy,
+        rounding=rounding,
+        break_even=break_even,
+        include=include,
+        exclude=exclude,
+        factoriser=factoriser,
+        calibration=calibration,
+        damping=damping,
+    )
     chosen = time.perf_counter()
+    whitened = factoriser == "whitened"
     factors = None
     if whitened:
         factors = fitted_factors(

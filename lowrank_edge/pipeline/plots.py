@@ -78,3 +78,36 @@ def write_pipeline_plots(summary: dict, out_dir: Path) -> list[Path]:
         accuracy_vs_reduction(summary, out_dir / "accuracy_vs_reduction.png"),
         ranks_per_layer(summary, out_dir / "ranks_per_layer.png"),
     ]
+
+
+def rank_curves(analysis, plan, path: Path) -> Path:
+    """Predicted relative error against rank, one curve per factorable layer, with the
+    planned rank of each layer marked (a cross at full rank: the layer stays dense)."""
+    from lowrank_edge.compress.allocate import relative_error
+
+    layers = analysis.factorable
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for candidate in layers:
+        spectrum = candidate.spectrum
+        ranks = range(1, spectrum.full_rank + 1)
+        (line,) = ax.plot(
+            [r / spectrum.full_rank for r in ranks],
+            [max(relative_error(spectrum, r), 1e-12) for r in ranks],
+            lw=1,
+            label=candidate.path,
+        )
+        decision = plan.decision(candidate.path)
+        rank = decision.rank_kept if decision.factorised else spectrum.full_rank
+        ax.plot(
+            rank / spectrum.full_rank,
+            max(relative_error(spectrum, rank if decision.factorised else None), 1e-12),
+            marker="o" if decision.factorised else "x",
+            color=line.get_color(),
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel("rank / full rank")
+    ax.set_ylabel("predicted relative error (dropped energy)")
+    ax.set_title("Error against rank per layer; markers: the plan (x: stays dense)")
+    ax.legend(fontsize=6, ncol=2, loc="lower left")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

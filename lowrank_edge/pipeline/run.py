@@ -397,18 +397,23 @@ def _write_reports(summary: dict, out_dir: Path, log: Log) -> None:
         log(f"[report] wrote {plot}")
 
 
-def parse_energies(text: str | Sequence[float]) -> tuple[float, ...]:
+def parse_fractions(text: str | Sequence[float], option: str = "--energies") -> tuple[float, ...]:
     """'0.5,0.75,0.9' -> (0.5, 0.75, 0.9), each checked to lie in (0, 1]."""
     values = text if not isinstance(text, str) else [v for v in text.split(",") if v.strip()]
     try:
-        energies = tuple(float(v) for v in values)
+        fractions = tuple(float(v) for v in values)
     except ValueError as error:
         raise LowrankEdgeError(
-            f"--energies: expected numbers like 0.5,0.75,0.9, got {text!r}"
+            f"{option}: expected numbers like 0.5,0.75,0.9, got {text!r}"
         ) from error
-    for energy in energies:
-        if not 0.0 < energy <= 1.0:
-            raise LowrankEdgeError(f"--energies: {energy} is outside (0, 1]")
-    if not energies:
-        raise LowrankEdgeError("--energies: give at least one value")
-    return energies
+    for fraction in fractions:
+        if not 0.0 < fraction <= 1.0:
+            raise LowrankEdgeError(f"{option}: {fraction} is outside (0, 1]")
+    if not fractions:
+        raise LowrankEdgeError(f"{option}: give at least one value")
+    return fractions
+
+
+def parse_energies(text: str | Sequence[float]) -> tuple[float, ...]:
+    """`parse_fractions` for --energies."""
+    return parse_fractions(text, "--energies")

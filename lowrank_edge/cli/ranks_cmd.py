@@ -1,0 +1,121 @@
+"""`lowrank-edge ranks`: a dry run that prints the per-layer rank plan and writes nothing
+(unless --plot asks for the error-against-rank curves)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from lowrank_edge.cli.options import (
+    compress_options_from,
+    compression_options,
+    data_dir_option,
+    dataset_option,
+    energy_option,
+    factoriser_options,
+    overwrite_option,
+    seed_option,
+    target_option,
+)
+from lowrank_edge.errors import LowrankEdgeError
+
+
+def plan_table(rows, totals: dict) -> str:
+    """The plan as aligned text: one line per layer, then the whole-model totals."""
+    lines = [
+        f"{'layer':28s} {'status':30s} {'rank':>9s} {'MACs before':>12s} {'MACs after':>12s} "
+        f"{'params after':>12s} {'pred. error':>11s}"
+    ]
+    for row in rows:
+        rank = "–" if row.rank is None else f"{row.rank}/{row.full_rank}"
+        error = "–" if row.predicted_error is None else f"{row.predicted_error:.2e}"
+
+        def num(value):
+            return "–" if value is None else f"{value:,}"
+
+        lines.append(
+            f"{row.layer:28s} {row.status:30s} {rank:>9s} {num(row.macs_before):>12s} "
+            f"{num(row.macs_after):>12s} {num(row.params_after):>12s} {error:>11s}"
+        )
+    lines.append(
+        f"model: MACs {totals['macs_before']:,} -> {totals['macs_after']:,} "
+        f"({totals['macs_kept']:.3f} kept), params {totals['params_before']:,} -> "
+        f"{totals['params_after']:,} ({totals['params_kept']:.3f} kept)"
+    )
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
+@target_option
+@energy_option
+@compression_options
+@factoriser_options
+@dataset_option("for the calibration images; needed unless --factoriser svd")
+@data_dir_option
+@seed_option("Seed of the train/validation split and of the calibration draw.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the error-against-rank curves with the planned ranks marked (PNG).",
+)
+@overwrite_option("Replace an existing --plot file instead of refusing.")
+def ranks(
+    model_path: Path,
+    target_macs: float | None,
+    target_params: float | None,
+    energy: float | None,
+    dataset: str | None,
+    data_dir: Path | None,
+    seed: int,
+    plot: Path | None,
+    overwrite: bool,
+    **compression: object,
+) -> None:
+    """Print the rank plan for MODEL_PATH (.keras): per layer the rank, MACs, params and the
+    predicted relative error. Writes nothing unless --plot."""
+    from lowrank_edge.compress.preview import plan_rows, plan_totals
+    from lowrank_edge.compress.steps import plan_compression
+    from lowrank_edge.fileio import check_can_write
+    from lowrank_edge.model.saving import load_model
+
+    options = compress_options_from(
+        compression, energy=energy, target_macs=target_macs, target_params=target_params, seed=seed
+    )
+    policy = options.policy()
+    if options.factoriser == "whitened" and dataset is None:
+        raise LowrankEdgeError(
+            "the whitened factoriser needs calibration images: pass --dataset "
+            "(or use --factoriser svd)"
+        )
+    if plot is not None:
+        check_can_write(plot, overwrite)
+    model = load_model(model_path)
+    calibration = None
+    if options.factoriser == "whitened":
+        from lowrank_edge.compress.calibration import calibration_images
+        from lowrank_edge.data import load_dataset
+
+        data = load_dataset(dataset, data_dir, seed=seed)
+        calibration = calibration_images(data.x_train, options.calibration_images, seed)
+    analysis, plan = plan_compression(
+        model,
+        policy,
+        rounding=options.round_to,
+        break_even=options.break_even,
+        include=options.include,
+        exclude=options.exclude,
+        factoriser=options.factoriser,
+        calibration=calibration,
+    )
+    rows = plan_rows(analysis, plan)
+    click.echo(plan_table(rows, plan_totals(analysis, rows)))
+    if plot is not None:
+        from lowrank_edge.pipeline.plots import rank_curves
+
+        click.echo(f"[ranks] wrote {rank_curves(analysis, plan, plot)}")
+
+
+COMMANDS = [ranks]
