@@ -75,3 +75,44 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
         for chunk in iter(lambda: handle.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+JSON_MAX_BYTES = 16 << 20  # manifests and sidecars are kilobytes; refuse anything absurd
+
+
+def read_json_file(path: str | os.PathLike, what: str, max_bytes: int = JSON_MAX_BYTES) -> Any:
+    """Parse a small JSON file; any problem is one LowrankEdgeError naming the file.
+
+    `what` ("manifest", "compression sidecar") ends each message. Reads in small chunks
+    and stops once past `max_bytes`. Covers unreadable files, non-UTF-8
+    text, syntax errors (with line and column), nesting too deep for the parser and
+    integers too long to convert.
+    """
+    path = Path(path)
+    expected = f"expected a {what}"
+    chunks, total = [], 0
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 16):  # small reads: no max_bytes buffer up front
+                total += len(chunk)
+                if total > max_bytes:
+                    raise LowrankEdgeError(f"{path}: larger than {max_bytes:,} bytes; {expected}")
+                chunks.append(chunk)
+    except OSError as error:
+        raise LowrankEdgeError(f"{path}: cannot read ({error.strerror or error})") from error
+    raw = b"".join(chunks)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise LowrankEdgeError(f"{path}: not UTF-8 text ({error}); {expected}") from error
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise LowrankEdgeError(
+            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
+            f"{expected}"
+        ) from error
+    except RecursionError:
+        raise LowrankEdgeError(f"{path}: not valid JSON (nested too deeply); {expected}") from None
+    except ValueError as error:  # e.g. an integer literal longer than Python converts
+        raise LowrankEdgeError(f"{path}: not valid JSON ({error}); {expected}") from error

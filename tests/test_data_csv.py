@@ -111,3 +111,33 @@ def test_binary_file_refused(tmp_path):
     path.write_bytes(b"\x1f\x8b\x08\x00\xff\xfe")
     with pytest.raises(DataFormatError, match=r"x\.csv: not a UTF-8 text CSV file"):
         read_label_pixel_csv(path)
+
+
+@pytest.mark.parametrize(
+    "cell, shown",
+    [
+        ("\U0006ec25]\x97\xd3", r"'\\U0006ec25\]\\x97Ó'"),  # made numpy's parser segfault
+        ("\u0663", r"'٣'"),  # an Arabic-Indic digit: Python's int() takes it, a CSV must not
+        ("1_0", r"'1_0'"),  # so does int(), with the underscore
+    ],
+)
+def test_non_ascii_or_python_only_integers_name_the_cell(tmp_path, cell, shown):
+    lines = _lines(3, header=True)
+    cells = lines[2].split(",")
+    cells[23] = cell
+    lines[2] = ",".join(cells)
+    path = _write(tmp_path, lines)
+    with pytest.raises(
+        DataFormatError,
+        match=rf"bad\.csv: line 3, column 24 \(pixel22\): expected an integer, got {shown}",
+    ):
+        read_label_pixel_csv(path)
+
+
+def test_header_with_byte_order_mark_is_accepted(tmp_path):
+    images, labels = make_images(2), make_labels(2, 10)
+    path = tmp_path / "excel.csv"
+    path.write_text(csv_text(images, labels, header=True), encoding="utf-8-sig")
+    got_images, got_labels = read_label_pixel_csv(path)
+    np.testing.assert_array_equal(got_images, images)
+    np.testing.assert_array_equal(got_labels, labels)

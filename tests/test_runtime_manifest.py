@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 from harness.export import copy_export, shared_export
+from harness.manifest_files import make_manifest, write_manifest_folder
 
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.runtime import (
@@ -156,3 +158,92 @@ def test_tampered_or_missing_samples_are_detected(folder):
     samples.unlink()
     with pytest.raises(LowrankEdgeError, match=r"samples file .*samples\.npz is missing"):
         manifest.load_samples()
+
+
+# --- paths that lead out of the export folder (hand-written folder, no export needed) -----
+
+
+def _escape_by_symlink(folder, name, tmp_path):
+    """Replace `folder/name` by a symlink to an identical copy outside the folder."""
+    outside = tmp_path / "outside" / name
+    outside.parent.mkdir(exist_ok=True)
+    outside.write_bytes((folder / name).read_bytes())  # same bytes: the checksum still matches
+    (folder / name).unlink()
+    (folder / name).symlink_to(outside)
+    return outside
+
+
+@pytest.mark.parametrize(
+    "name, entry",
+    [
+        ("model.onnx", r"artifacts\[1\]\.file \(artifact 'onnx-float32'\) 'model\.onnx'"),
+        ("samples.npz", r"samples\.file 'samples\.npz'"),
+    ],
+)
+def test_symlink_leading_out_of_the_folder_is_refused(tmp_path, name, entry):
+    path = write_manifest_folder(tmp_path / "export")
+    outside = _escape_by_symlink(path.parent, name, tmp_path)
+    with pytest.raises(LowrankEdgeError, match=rf"{entry} resolves to .*outside/{name}") as caught:
+        load_manifest(path.parent)
+    assert str(caught.value).startswith(f"{path}: ")
+    assert outside.read_bytes()  # nothing was removed or changed
+
+
+def test_symlink_made_after_loading_is_refused_when_the_file_is_used(tmp_path):
+    path = write_manifest_folder(tmp_path / "export")
+    manifest = load_manifest(path)
+    _escape_by_symlink(path.parent, "model.tflite", tmp_path)
+    with pytest.raises(LowrankEdgeError, match=r"artifacts\[0\]\.file .* not inside the export"):
+        verify_artifact(manifest, "tflite-float32")
+    _escape_by_symlink(path.parent, "samples.npz", tmp_path)
+    with pytest.raises(LowrankEdgeError, match=r"samples\.file 'samples\.npz' resolves to"):
+        manifest.load_samples()
+
+
+def test_symlinks_within_the_folder_and_a_symlinked_folder_are_fine(tmp_path):
+    path = write_manifest_folder(tmp_path / "export")
+    folder = path.parent
+    (folder / "store").mkdir()
+    (folder / "model.onnx").rename(folder / "store" / "model.onnx")
+    (folder / "model.onnx").symlink_to(folder / "store" / "model.onnx")
+    (tmp_path / "link").symlink_to(folder, target_is_directory=True)
+    manifest = load_manifest(tmp_path / "link")
+    assert verify_artifact(manifest, "onnx-float32") == tmp_path / "link" / "model.onnx"
+    x, y = manifest.load_samples()
+    assert x.shape == (3, 28, 28, 1) and y.tolist() == [0, 1, 2]
+
+
+def test_symlink_loop_is_one_clear_error(tmp_path):
+    path = write_manifest_folder(tmp_path / "export")
+    folder = path.parent
+    (folder / "model.tflite").unlink()
+    (folder / "loop").symlink_to(folder / "model.tflite")
+    (folder / "model.tflite").symlink_to(folder / "loop")
+    with pytest.raises(LowrankEdgeError, match=r"artifacts\[0\]\.file .* cannot be resolved"):
+        load_manifest(folder)
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../model.onnx", "sub/../../x", "a\x00b"])
+def test_absolute_or_climbing_names_are_refused(tmp_path, name):
+    path = write_manifest_folder(tmp_path / "export")
+    document = json.loads(path.read_text())
+    document["artifacts"][1]["file"] = name
+    path.write_text(json.dumps(document))
+    with pytest.raises(LowrankEdgeError, match=r"'artifacts\[1\]\.file' must be a plain file"):
+        load_manifest(path)
+    # a Manifest built in code skips the schema check, but not the path check on use
+    manifest = dataclasses.replace(
+        load_manifest(write_manifest_folder(tmp_path / "clean")),
+        artifacts=(dataclasses.replace(make_manifest().artifacts[0], file=name),),
+    )
+    with pytest.raises(LowrankEdgeError, match=r"artifacts\[0\]\.file .* must be a plain file"):
+        manifest.artifact_path("tflite-float32")
+
+
+def test_file_name_the_file_system_cannot_encode_is_one_clear_error(tmp_path):
+    path = write_manifest_folder(tmp_path / "export")
+    document = json.loads(path.read_text())
+    document["samples"]["file"] = "\ud800.npz"  # a lone surrogate: valid JSON, no valid path
+    path.write_text(json.dumps(document))
+    with pytest.raises(LowrankEdgeError, match=r"samples\.file '\\ud800\.npz' cannot be resolved"):
+        load_manifest(path)

@@ -8,6 +8,7 @@ file, a line-by-line pass finds the first bad line and names it (1-based).
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from lowrank_edge.errors import DataFormatError
 
 PIXELS = 28 * 28
 COLUMNS = 1 + PIXELS
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def _column_name(index: int) -> str:
@@ -25,11 +27,8 @@ def _column_name(index: int) -> str:
 
 
 def _is_int(cell: str) -> bool:
-    try:
-        int(cell)
-    except ValueError:
-        return False
-    return True
+    """An optionally signed run of ASCII digits (Python's int() also takes '1_0' and '٣')."""
+    return _INTEGER.fullmatch(cell) is not None
 
 
 def read_label_pixel_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -45,6 +44,11 @@ def read_label_pixel_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarra
         raise DataFormatError(
             f"{path}: line 1 (header): expected {COLUMNS} columns, got {len(first_line.split(','))}"
         )
+    if not _is_ascii_file(path):
+        # numpy's parser can crash (segfault) on some non-ASCII cells, and integer CSVs
+        # are ASCII: name the first bad line without handing the file to numpy.
+        _raise_first_bad_line(path, has_header)
+        raise DataFormatError(f"{path}: non-ASCII characters in a CSV file of integers")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
@@ -75,6 +79,20 @@ def _first_line(path: Path) -> str:
         raise DataFormatError(f"{path}: cannot read ({error.strerror or error})") from error
     except UnicodeDecodeError as error:
         raise DataFormatError(f"{path}: not a UTF-8 text CSV file") from error
+
+
+def _is_ascii_file(path: Path) -> bool:
+    """True if every byte but a leading UTF-8 byte-order mark is ASCII (read in 1 MiB chunks)."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(3) != b"\xef\xbb\xbf":
+                handle.seek(0)
+            while chunk := handle.read(1 << 20):
+                if not chunk.isascii():
+                    return False
+    except OSError as error:
+        raise DataFormatError(f"{path}: cannot read ({error.strerror or error})") from error
+    return True
 
 
 def _out_of_range(table: np.ndarray) -> bool:

