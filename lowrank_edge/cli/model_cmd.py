@@ -185,16 +185,16 @@ def compress(
         compression, energy=energy, target_macs=target_macs, target_params=target_params, seed=seed
     )
     options.policy()  # validate the choice before any slow work
-    if options.factoriser == "whitened" and dataset is None:
-        raise LowrankEdgeError(
-            "the whitened factoriser needs calibration images: pass --dataset "
-            "(or use --factoriser svd)"
-        )
     out = out or model_path.with_name(f"{options.label()}.keras")
     if out.resolve() == model_path.resolve():
         raise LowrankEdgeError(f"--out {out} would overwrite the input model")
     check_can_write(out, overwrite)
     model = load_model(model_path)
+    if options.factoriser == "whitened" and dataset is None:
+        raise LowrankEdgeError(
+            "the whitened factoriser needs calibration images: pass --dataset "
+            "(or use --factoriser svd)"
+        )
     data = None
     if finetune_epochs > 0 or dataset is not None or options.bn_recalibrate:
         data = _load_data(dataset, data_dir, seed, f"--finetune-epochs {finetune_epochs}")

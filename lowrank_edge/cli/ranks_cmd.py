@@ -85,14 +85,14 @@ def ranks(
         compression, energy=energy, target_macs=target_macs, target_params=target_params, seed=seed
     )
     policy = options.policy()
+    if plot is not None:
+        check_can_write(plot, overwrite)
+    model = load_model(model_path)
     if options.factoriser == "whitened" and dataset is None:
         raise LowrankEdgeError(
             "the whitened factoriser needs calibration images: pass --dataset "
             "(or use --factoriser svd)"
         )
-    if plot is not None:
-        check_can_write(plot, overwrite)
-    model = load_model(model_path)
     calibration = None
     if options.factoriser == "whitened":
         from lowrank_edge.compress.calibration import calibration_images
