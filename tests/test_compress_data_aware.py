@@ -72,7 +72,10 @@ def test_full_rank_is_exact_for_both_factorisers():
     model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(6, name="fc")])
     model.get_layer("fc").set_weights([w.astype("float32"), np.zeros(6, "float32")])
     analysis = analyse_model(model)
-    for factors in (None, fitted_factors(analysis, _full_plan(analysis), x.astype("float32"))):
+    for factors in (
+        None,
+        fitted_factors(analysis, _full_plan(analysis), x.astype("float32")).factors,
+    ):
         result = apply_plan(analysis, _full_plan(analysis), factors)
         np.testing.assert_allclose(
             model_outputs(result.model, x.astype("float32")),
@@ -176,8 +179,8 @@ def test_sequential_fitting_beats_independent_whitening_and_plain_svd(build):
     errors = {}
     for name, factors in {
         "plain": None,
-        "independent": fitted_factors(analysis, plan, x, sequential=False),
-        "sequential": fitted_factors(analysis, plan, x, sequential=True),
+        "independent": fitted_factors(analysis, plan, x, sequential=False).factors,
+        "sequential": fitted_factors(analysis, plan, x, sequential=True).factors,
     }.items():
         errors[name] = _whole_model_error(model, apply_plan(analysis, plan, factors).model, x)
     assert errors["sequential"] < errors["independent"] < errors["plain"], errors

@@ -6,18 +6,19 @@ only multiples of `rounding` are offered). An option has a cost (MACs, params, o
 of (layer, rank), e.g. measured latency) and an error: the share of the layer's spectrum that
 rank r drops, sum_{i>r} s_i^2 / sum s_i^2, its relative output error when the spectrum is the
 whitened one. The allocator minimises the (weighted) summed error subject to
-total cost <= fraction * the model's cost: greedily along each layer's lower convex hull
-(error removed per unit of cost, best first), then it spends what is left on the best single
-upgrades that still fit. The budget is never exceeded.
+total cost <= fraction * the model's cost, exactly, as a multiple-choice knapsack solved by
+dynamic programming over the budget in small steps (costs rounded up, so the budget holds),
+then it spends what the rounding left on the best single upgrades that still fit.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+import numpy as np
 
 from lowrank_edge.compress.analyse import ModelAnalysis
 from lowrank_edge.compress.choose import RankPlan, plan_from_ranks
@@ -73,71 +74,71 @@ def layer_options(layer: LayerSpectrum, cost: CostFn, rounding: int | None = Non
     return sorted([*options, dense], key=lambda o: (o.cost, o.error))
 
 
-def lower_hull(options: list[Option]) -> list[Option]:
-    """The options on the lower convex hull of (cost, error), error strictly falling."""
-    hull: list[Option] = []
-    for option in options:  # sorted by cost
-        if hull and option.error >= hull[-1].error:
-            continue
-        while len(hull) >= 2:
-            a, b = hull[-2], hull[-1]
-            # drop b if it lies strictly above the segment a -> option (collinear points stay,
-            # so a straight stretch of the curve is climbed one rank at a time)
-            if (b.error - a.error) * (option.cost - a.cost) > (option.error - a.error) * (
-                b.cost - a.cost
-            ):
-                hull.pop()
-            else:
-                break
-        hull.append(option)
-    return hull
+def _knapsack(
+    options: Mapping[str, list[Option]],
+    available: float,
+    weights: Mapping[str, float],
+    resolution: int,
+) -> dict[str, Option] | None:
+    """Exact multiple-choice knapsack on costs rounded up to `available / resolution` units
+    (so the real total never exceeds `available`); None if nothing fits after rounding."""
+    unit = available / resolution
+    best = np.full(resolution + 1, np.inf)
+    best[0] = 0.0
+    choices = []
+    for path, opts in options.items():
+        weight = weights.get(path, 1.0)
+        new = np.full(resolution + 1, np.inf)
+        choice = np.full(resolution + 1, -1, dtype=np.int32)
+        for index, option in enumerate(opts):
+            units = math.ceil(option.cost / unit - 1e-9) if unit > 0 else 0
+            if units > resolution:
+                continue
+            candidate = best[: resolution + 1 - units] + weight * option.error
+            better = candidate < new[units:]
+            new[units:][better] = candidate[better]
+            choice[units:][better] = index
+        best = new
+        choices.append((path, opts, choice, unit))
+    if not np.isfinite(best).any():
+        return None
+    spent = int(np.argmin(best))
+    chosen = {}
+    for path, opts, choice, unit in reversed(choices):
+        option = opts[int(choice[spent])]
+        chosen[path] = option
+        spent -= math.ceil(option.cost / unit - 1e-9) if unit > 0 else 0
+    return chosen
 
 
 def allocate(
     options: Mapping[str, list[Option]],
     available: float,
     weights: Mapping[str, float] | None = None,
+    resolution: int = 4000,
 ) -> dict[str, Option]:
     """The option per layer minimising sum(weight * error) with sum(cost) <= `available`.
 
-    Raises CompressionError if even the cheapest options do not fit.
+    An exact dynamic programme over costs in `resolution` steps of the budget (rounded up,
+    so the budget holds), then the best single upgrades that still fit spend what the
+    rounding left. Raises CompressionError if even the cheapest options do not fit.
     """
     weights = weights or {}
-    chosen = {path: opts[0] for path, opts in options.items()}
-    remaining = available - sum(o.cost for o in chosen.values())
-    if remaining < 0:
+    cheapest = {path: min(opts, key=lambda o: o.cost) for path, opts in options.items()}
+    if sum(o.cost for o in cheapest.values()) > available:
         raise CompressionError("the cheapest options exceed the budget")
-    hulls = {path: lower_hull(opts) for path, opts in options.items()}
-    for path, hull in hulls.items():
-        chosen[path] = hull[0]
+    chosen = _knapsack(options, available, weights, resolution) or cheapest
     remaining = available - sum(o.cost for o in chosen.values())
-
-    def push(heap: list, path: str, index: int) -> None:
-        hull = hulls[path]
-        if index + 1 < len(hull):
-            here, there = hull[index], hull[index + 1]
-            gain = weights.get(path, 1.0) * (here.error - there.error) / (there.cost - here.cost)
-            heapq.heappush(heap, (-gain, path, index))
-
-    heap: list = []
-    for path in hulls:
-        push(heap, path, 0)
-    while heap:
-        _, path, index = heapq.heappop(heap)
-        step = hulls[path][index + 1].cost - hulls[path][index].cost
-        if step <= remaining:
-            chosen[path] = hulls[path][index + 1]
-            remaining -= step
-            push(heap, path, index + 1)
-
     while True:  # spend the rest on the best single upgrade that still fits
         best = None
         for path, opts in options.items():
             current = chosen[path]
             for option in opts:
                 step = option.cost - current.cost
-                if 0 < step <= remaining and option.error < current.error:
-                    gain = weights.get(path, 1.0) * (current.error - option.error) / step
+                if step <= remaining and option.error < current.error:
+                    gain = (
+                        weights.get(path, 1.0) * (current.error - option.error) / max(step, 1e-12)
+                    )
                     if best is None or gain > best[0]:
                         best = (gain, path, option)
         if best is None:

@@ -11,8 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import keras
+import numpy as np
 
 from lowrank_edge.compress.analyse import Candidate, ModelAnalysis
+from lowrank_edge.compress.calibration import layers_by_path
 from lowrank_edge.compress.choose import LayerDecision, RankPlan
 from lowrank_edge.compress.cost import LayerCost, model_cost
 from lowrank_edge.compress.rebuild import rebuild_model
@@ -72,16 +74,30 @@ def layer_report(candidate: Candidate, decision: LayerDecision, before: LayerCos
     )
 
 
+def _set_dense_weights(model, analysis: ModelAnalysis, plan: RankPlan, dense: Mapping) -> None:
+    """Give the rebuilt copies of dense-kept layers their refitted kernel (and bias)."""
+    layers = layers_by_path(model)
+    for path, (kernel, bias) in dense.items():
+        if plan.decision(path).factorised or path not in layers:
+            raise CompressionError(f"dense weights given for '{path}', which is not kept dense")
+        layer = layers[path]
+        layer.kernel.assign(np.asarray(kernel, dtype=layer.kernel.dtype))
+        if bias is not None:
+            layer.bias.assign(np.asarray(bias, dtype=layer.bias.dtype))
+
+
 def apply_plan(
     analysis: ModelAnalysis,
     plan: RankPlan,
     factors: Mapping[str, LayerFactors] | None = None,
     extra_settings: Mapping[str, Any] | None = None,
+    dense: Mapping[str, tuple[np.ndarray, np.ndarray | None]] | None = None,
 ) -> CompressionResult:
     """Step 3: a new model with each planned layer replaced by its factor pair.
 
     `factors` maps a layer path to precomputed factor weights at the planned rank; layers not
-    in it get plain (weight) SVD factors. The analysed model is not modified.
+    in it get plain (weight) SVD factors. `dense` maps a layer the plan keeps to a refitted
+    (kernel, bias or None). The analysed model is not modified.
     """
     factors = dict(factors or {})
     decisions = [plan.decision(c.path) for c in analysis.candidates]
@@ -95,6 +111,8 @@ def apply_plan(
         raise CompressionError(f"factors given for layers the plan keeps dense: {sorted(factors)}")
     model = analysis.model
     new_model = rebuild_model(model, splits)
+    if dense:
+        _set_dense_weights(new_model, analysis, plan, dense)
 
     before, after = model_cost(model), model_cost(new_model)
     cost_by_path = {layer.name: layer for layer in before.layers}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -112,20 +113,39 @@ def input_grams(
     return grams
 
 
+@dataclass(frozen=True)
+class PairedMoments:
+    """Moments of one layer's kernel rows in a compressed model (X^) and the original (X)."""
+
+    gram: np.ndarray  # X^T X^
+    cross: np.ndarray  # X^T X (rows from X^)
+    sum_new: np.ndarray  # column sums of X^
+    sum_old: np.ndarray  # column sums of X
+    count: int  # rows
+
+    def centered(self) -> tuple[np.ndarray, np.ndarray]:
+        """(X^T X^, X^T X) of the mean-removed rows: for a fit with an intercept (bias)."""
+        mean_new, mean_old = self.sum_new / self.count, self.sum_old / self.count
+        gram = self.gram - self.count * np.outer(mean_new, mean_new)
+        cross = self.cross - self.count * np.outer(mean_new, mean_old)
+        return gram, cross
+
+
 def paired_moments(
     model: keras.Model,
     reference: keras.Model,
     images: np.ndarray,
     path: str,
     batch_size: int = DEFAULT_BATCH,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(X^T X^, X^T X) for layer `path`: X^ its rows in `model`, X in `reference`.
+) -> PairedMoments:
+    """Moments of layer `path`'s rows: X^ in `model`, X in `reference`.
 
     Both models see the same images in the same order, so row i of X^ and of X come from the
     same image and position.
     """
     layer, ref_layer = layers_by_path(model)[path], layers_by_path(reference)[path]
-    gram = cross = 0.0
+    gram = cross = sum_new = sum_old = 0.0
+    count = 0
     for batch in batches(images, batch_size):
         with capture_inputs({path: layer}) as new, capture_inputs({path: ref_layer}) as old:
             model(batch, training=False)
@@ -135,4 +155,7 @@ def paired_moments(
             rows_old = kernel_rows(ref_layer, x_old).astype(np.float64)
             gram = gram + rows_new.T @ rows_new
             cross = cross + rows_new.T @ rows_old
-    return gram, cross
+            sum_new = sum_new + rows_new.sum(axis=0)
+            sum_old = sum_old + rows_old.sum(axis=0)
+            count += len(rows_new)
+    return PairedMoments(gram, cross, sum_new, sum_old, count)

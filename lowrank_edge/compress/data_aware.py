@@ -12,6 +12,7 @@ The result plugs into `apply_plan(analysis, plan, factors)`.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -58,6 +59,34 @@ def whitened_analysis(
     return dataclasses.replace(analysis, candidates=tuple(candidates))
 
 
+@dataclass(frozen=True)
+class FittedWeights:
+    """What `fitted_factors` computed: factor weights for the factorised layers and, with
+    `refit_dense`, new (kernel, bias) for the layers the plan keeps dense."""
+
+    factors: dict[str, LayerFactors] = field(default_factory=dict)
+    dense: dict[str, tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict)
+
+
+def _fit_layer(moments, kernel, bias, rank, damping, intercept):
+    """(A, B or None, bias): the rank-`rank` (None: full) fit of one layer to its original
+    outputs, with the bias absorbing the mean shift when `intercept`."""
+    if intercept:
+        gram, cross = moments.centered()
+    else:
+        gram, cross = moments.gram, moments.cross
+    target = least_squares_kernel(gram, cross, kernel, damping)
+    if rank is None:
+        a, b, product = target, None, target
+    else:
+        a, b = whitened_factors(gram, target, rank, damping)
+        product = a @ b
+    if intercept:
+        mean_new, mean_old = moments.sum_new / moments.count, moments.sum_old / moments.count
+        bias = bias + mean_old @ kernel - mean_new @ product
+    return a, b, bias
+
+
 def fitted_factors(
     analysis: ModelAnalysis,
     plan: RankPlan,
@@ -65,35 +94,54 @@ def fitted_factors(
     *,
     damping: float = DEFAULT_DAMPING,
     sequential: bool = True,
+    refit_dense: bool = False,
+    intercept: bool = False,
     batch_size: int = DEFAULT_BATCH,
-) -> dict[str, LayerFactors]:
-    """{path: whitened factor weights} for every layer the plan factorises.
+) -> FittedWeights:
+    """Whitened factor weights for every layer the plan factorises.
 
     With `sequential`, layer k is fitted on the inputs produced by layers < k as already
     compressed (a working copy whose kernels are set to the products A B as it goes), against
     the original model's output of layer k; without it, each layer is fitted on the original
-    inputs alone. The analysed model is not modified.
+    inputs alone. With `refit_dense` (sequential only) the layers kept dense are refitted the
+    same way at full rank; with `intercept` a layer with a bias also corrects it for the shift
+    in the mean of its inputs. The analysed model is not modified.
     """
     model = analysis.model
-    planned = [c for c in analysis.candidates if plan.decision(c.path).factorised]
+    refit = sequential and refit_dense
+    fitted = [c for c in analysis.factorable if plan.decision(c.path).factorised or refit]
     reference = rebuild_model(model, {})
     working = rebuild_model(model, {}) if sequential else reference
     work_layers = layers_by_path(working)
     grams = {}
     if not sequential:
-        grams = input_grams(reference, images, [c.path for c in planned], batch_size)
-    factors = {}
-    for candidate in planned:
-        rank = plan.decision(candidate.path).rank_kept
-        original = candidate.layer.kernel.numpy()
+        grams = input_grams(reference, images, [c.path for c in fitted], batch_size)
+    weights = FittedWeights()
+    for candidate in fitted:
+        decision = plan.decision(candidate.path)
+        rank = decision.rank_kept if decision.factorised else None
+        layer = candidate.layer
+        original = layer.kernel.numpy()
         kernel = kernel_matrix(original).astype(np.float64)
+        bias = layer.bias.numpy().astype(np.float64) if layer.use_bias else None
         if sequential:
-            gram, cross = paired_moments(working, reference, images, candidate.path, batch_size)
-            target = least_squares_kernel(gram, cross, kernel, damping)
-            a, b = whitened_factors(gram, target, rank, damping)
-            work_layers[candidate.path].kernel.assign((a @ b).reshape(original.shape))
+            moments = paired_moments(working, reference, images, candidate.path, batch_size)
+            a, b, bias = _fit_layer(
+                moments, kernel, bias, rank, damping, intercept and bias is not None
+            )
+            work = work_layers[candidate.path]
+            work.kernel.assign((a if b is None else a @ b).reshape(original.shape))
+            if bias is not None:
+                work.bias.assign(bias.astype(original.dtype))
         else:
             a, b = whitened_factors(grams[candidate.path], kernel, rank, damping)
-        kernel_a, kernel_b = factor_kernels(a, b, original.shape, original.dtype)
-        factors[candidate.path] = LayerFactors(kernel_a, kernel_b)
-    return factors
+        out_bias = None if bias is None or not intercept else bias.astype(original.dtype)
+        if b is None:
+            weights.dense[candidate.path] = (
+                a.reshape(original.shape).astype(original.dtype),
+                out_bias,
+            )
+        else:
+            kernel_a, kernel_b = factor_kernels(a, b, original.shape, original.dtype)
+            weights.factors[candidate.path] = LayerFactors(kernel_a, kernel_b, out_bias)
+    return weights

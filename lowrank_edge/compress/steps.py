@@ -4,8 +4,8 @@
     analysis = whitened_analysis(analysis, images)           #    (data-aware: output spectra)
     plan = choose_ranks(analysis, policy, rounding=8)        # 2: per-layer policy, or
     plan = allocate_ranks(analysis, 0.33, budget="macs")     #    a budget over all layers
-    factors = fitted_factors(analysis, plan, images)         # 3: data-aware factor weights
-    result = apply_plan(analysis, plan, factors)             #    new model and report
+    fitted = fitted_factors(analysis, plan, images)          # 3: data-aware weights
+    result = apply_plan(analysis, plan, fitted.factors)      #    new model and report
     recalibrate_batchnorm(result.model, images)              #    optional
 
 Call the steps yourself to swap one; `compress_model` runs them for the common cases.
@@ -97,6 +97,8 @@ def compress_model(
     sequential: bool = True,
     bn_recalibrate: bool = False,
     damping: float = DEFAULT_DAMPING,
+    refit_dense: bool = False,
+    intercept: bool = False,
 ) -> CompressionResult:
     """Factorise the Conv2D/Dense layers of a Sequential/Functional model; return a new model.
 
@@ -122,10 +124,16 @@ def compress_model(
     )
     chosen = time.perf_counter()
     whitened = factoriser == "whitened"
-    factors = None
+    fitted = None
     if whitened:
-        factors = fitted_factors(
-            analysis, plan, calibration, damping=damping, sequential=sequential
+        fitted = fitted_factors(
+            analysis,
+            plan,
+            calibration,
+            damping=damping,
+            sequential=sequential,
+            refit_dense=refit_dense,
+            intercept=intercept,
         )
     settings = {
         "factoriser": factoriser,
@@ -133,8 +141,16 @@ def compress_model(
         "sequential": bool(sequential and whitened),
         "damping": damping if whitened else None,
         "bn_recalibrate": bool(bn_recalibrate),
+        "refit_dense": bool(refit_dense and whitened and sequential),
+        "intercept": bool(intercept and whitened),
     }
-    result = apply_plan(analysis, plan, factors, extra_settings=settings)
+    result = apply_plan(
+        analysis,
+        plan,
+        fitted.factors if fitted else None,
+        extra_settings=settings,
+        dense=fitted.dense if fitted else None,
+    )
     if bn_recalibrate:
         recalibrate_batchnorm(result.model, calibration)
     result.settings["seconds"] = {

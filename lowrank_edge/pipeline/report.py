@@ -34,8 +34,12 @@ def summary_table(summary: dict) -> str:
         ["Accuracy, original (test)"] + [_pct(base["accuracy"]["test"]) for _ in compressed],
         ["Accuracy, compressed before fine-tuning (test)"]
         + [_pct(m["accuracy"].get("before_finetune_test")) for m in compressed],
+        ["Accuracy, compressed after 1 fine-tuning epoch (test)"]
+        + [_pct(m["accuracy"].get("after_1_epoch_test")) for m in compressed],
         ["Accuracy, compressed after fine-tuning (test)"]
         + [_pct(m["accuracy"]["test"]) for m in compressed],
+        ["Factoriser"]
+        + [m["compression"]["settings"].get("factoriser", "svd") for m in compressed],
         ["Theoretical speedup (MACs)"] + [f"{m['theoretical_speedup']:.2f}x" for m in compressed],
     ]
     return markdown_table(header, rows)
