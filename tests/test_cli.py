@@ -157,6 +157,8 @@ def test_every_registered_command_has_help():
         "export",
         "bench",
         "bench-report",
+        "latency-kit",
+        "latency-table",
     }
     for name, command in main.commands.items():
         result = run(name, "--help")

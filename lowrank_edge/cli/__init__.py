@@ -34,9 +34,16 @@ def main() -> None:
 
 def _register() -> None:
     """Attach every sub-command module's commands to `main` (none imports TensorFlow)."""
-    from lowrank_edge.cli import bench_cmd, data_cmd, export_cmd, model_cmd, ranks_cmd
+    from lowrank_edge.cli import (
+        bench_cmd,
+        data_cmd,
+        export_cmd,
+        latency_cmd,
+        model_cmd,
+        ranks_cmd,
+    )
 
-    for module in (data_cmd, model_cmd, ranks_cmd, export_cmd, bench_cmd):
+    for module in (data_cmd, model_cmd, ranks_cmd, export_cmd, bench_cmd, latency_cmd):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -418,3 +418,82 @@ def compress_options_from(
         include=tuple(params["include"] or ()),
         exclude=tuple(params["exclude"] or ()),
     )
+
+
+# --- timing -------------------------------------------------------------------------------
+
+
+def timing_options(
+    min_runs: int = 50,
+    min_time: float = 2.0,
+    max_time: float = 20.0,
+    rounds: int = 5,
+    repeats: int = 3,
+) -> Decorator:
+    """Warm-up and timing budget options (`bench`'s names); the defaults are per command."""
+    return apply_options(
+        click.option(
+            "--warmup-runs",
+            type=int,
+            default=5,
+            show_default=True,
+            help="Warm-up calls each time a model is opened (per round).",
+        ),
+        click.option(
+            "--warmup-time",
+            type=float,
+            default=0.05,
+            show_default=True,
+            help="Minimum warm-up seconds per open.",
+        ),
+        click.option(
+            "--min-runs",
+            type=int,
+            default=min_runs,
+            show_default=True,
+            help="Minimum timed calls per configuration (split over rounds).",
+        ),
+        click.option(
+            "--min-time",
+            type=float,
+            default=min_time,
+            show_default=True,
+            help="Minimum timed seconds per configuration (split over rounds).",
+        ),
+        click.option(
+            "--max-time",
+            type=float,
+            default=max_time,
+            show_default=True,
+            help="Maximum timed seconds per configuration (split over rounds).",
+        ),
+        click.option(
+            "--rounds",
+            type=int,
+            default=rounds,
+            show_default=True,
+            help="Interleaved rounds (A B C A B C ...) per configuration.",
+        ),
+        click.option(
+            "--repeats",
+            type=int,
+            default=repeats,
+            show_default=True,
+            help="Repeat the rounds (the p50 pools every repeat).",
+        ),
+    )
+
+
+def timing_policy_from(params: Mapping[str, Any]):
+    """The TimingPolicy that `timing_options` describe (invalid values: one clear error)."""
+    from lowrank_edge.benchmark.timing.calls import TimingPolicy
+
+    return TimingPolicy(
+        warmup_runs=params["warmup_runs"],
+        warmup_s=params["warmup_time"],
+        min_runs=params["min_runs"],
+        min_time_s=params["min_time"],
+        max_time_s=params["max_time"],
+        rounds=params["rounds"],
+        repeats=params["repeats"],
+    )

@@ -67,10 +67,17 @@ def candidate_ranks(layer: LayerSpectrum, rounding: int | None = None) -> list[i
 
 
 def layer_options(layer: LayerSpectrum, cost: CostFn, rounding: int | None = None) -> list[Option]:
-    """Dense plus every offered rank whose pair costs less than the dense layer, by cost."""
+    """Dense plus every offered rank whose pair costs less than the dense layer, by cost.
+
+    A cost function withholds a rank by costing it math.inf (e.g. a rank never measured).
+    """
     dense = Option(None, cost(layer, None), 0.0)
-    ranks = [r for r in candidate_ranks(layer, rounding) if cost(layer, r) < dense.cost]
-    options = [Option(r, cost(layer, r), relative_error(layer, r)) for r in ranks]
+    costs = {r: cost(layer, r) for r in candidate_ranks(layer, rounding)}
+    options = [
+        Option(r, c, relative_error(layer, r))
+        for r, c in costs.items()
+        if math.isfinite(c) and c < dense.cost
+    ]
     return sorted([*options, dense], key=lambda o: (o.cost, o.error))
 
 

@@ -173,6 +173,27 @@ def open_artifact(
     return _onnxruntime_from_bytes(content, path, threads, allow_spinning, profile_prefix, artifact)
 
 
+def open_model_bytes(
+    content: bytes,
+    path: str | os.PathLike,
+    fmt: str,
+    *,
+    threads: int | None = None,
+    use_xnnpack: bool = True,
+    allow_spinning: bool = False,
+) -> Runner:
+    """Open already-verified model bytes (`fmt` "tflite" or "onnx"); `path` names them in errors.
+
+    For files listed by something other than an export manifest (e.g. a latency kit) whose
+    checksum the caller checked on exactly these bytes.
+    """
+    if fmt == "tflite":
+        return _litert_from_bytes(content, Path(path), threads, use_xnnpack, None)
+    if fmt == "onnx":
+        return _onnxruntime_from_bytes(content, Path(path), threads, allow_spinning, None, None)
+    raise LowrankEdgeError(f"{path}: unknown model format {fmt!r} (expected tflite or onnx)")
+
+
 class _RunnerBase:
     """Shared checks: input shape, float conversion, integer I/O, context-manager support."""
 
