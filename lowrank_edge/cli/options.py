@@ -231,7 +231,7 @@ batch_size_option = click.option(
 finetune_options = apply_options(
     click.option(
         "--finetune-epochs",
-        default=8,
+        default=2,
         show_default=True,
         type=click.IntRange(0),
         help="Fine-tuning epochs after compression (0: none).",
@@ -381,6 +381,13 @@ factoriser_options = apply_options(
         "the inputs the already-compressed layers produce.",
     ),
     click.option(
+        "--refit-dense/--no-refit-dense",
+        default=True,
+        show_default=True,
+        help="Whitened and sequential: also refit the layers kept dense to the original "
+        "model's outputs (same shapes, no extra cost).",
+    ),
+    click.option(
         "--bn-recalibrate/--no-bn-recalibrate",
         default=False,
         show_default=True,
@@ -408,6 +415,7 @@ def compress_options_from(
         factoriser=params["factoriser"],
         calibration_images=params["calibration_images"],
         sequential=params["sequential"],
+        refit_dense=params["refit_dense"],
         bn_recalibrate=params["bn_recalibrate"],
         seed=seed,
         rank=params["rank"],

@@ -25,7 +25,11 @@ from lowrank_edge.compress.analyse import ModelAnalysis, analyse_model
 from lowrank_edge.compress.apply import apply_plan
 from lowrank_edge.compress.batchnorm_stats import recalibrate_batchnorm
 from lowrank_edge.compress.choose import RankPlan, choose_ranks
-from lowrank_edge.compress.data_aware import FACTORISERS, fitted_factors, whitened_analysis
+from lowrank_edge.compress.data_aware import (
+    FACTORISERS,
+    fitted_factors,
+    whitened_analysis,
+)
 from lowrank_edge.compress.policies import RankPolicy
 from lowrank_edge.compress.result import CompressionResult
 from lowrank_edge.compress.whiten import DEFAULT_DAMPING
@@ -97,7 +101,7 @@ def compress_model(
     sequential: bool = True,
     bn_recalibrate: bool = False,
     damping: float = DEFAULT_DAMPING,
-    refit_dense: bool = False,
+    refit_dense: bool = True,
     intercept: bool = False,
 ) -> CompressionResult:
     """Factorise the Conv2D/Dense layers of a Sequential/Functional model; return a new model.

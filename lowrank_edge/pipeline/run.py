@@ -43,6 +43,7 @@ class CompressOptions:
     factoriser: str = "whitened"  # "whitened" (data-aware, needs data) or "svd" (plain)
     calibration_images: int = 512  # drawn (seeded) from the training split only
     sequential: bool = True  # fit each layer to the original outputs, in graph order
+    refit_dense: bool = True  # ... the layers kept dense too (whitened and sequential)
     bn_recalibrate: bool = False  # re-estimate BatchNorm statistics on the calibration images
     seed: int = 0
 
@@ -123,6 +124,7 @@ def compress_and_finetune(
         factoriser=options.factoriser,
         calibration=calibration,
         sequential=options.sequential,
+        refit_dense=options.refit_dense,
         bn_recalibrate=options.bn_recalibrate,
     )
     compression = result.to_dict()
@@ -174,7 +176,7 @@ class PipelineConfig:
     model: ResNetConfig = ResNetConfig()
     train: FitConfig = FitConfig(epochs=6, learning_rate=2e-3, augment=True, balance_classes=True)
     finetune: FitConfig = FitConfig(
-        epochs=8,
+        epochs=2,
         learning_rate=1e-3,
         patience=3,
         augment=True,
