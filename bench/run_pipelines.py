@@ -48,7 +48,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--datasets", default="mnist,emnist")
     parser.add_argument("--emnist-dir", type=Path, default=DEFAULT_EMNIST)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--finetune-epochs", type=int, default=8)
+    parser.add_argument("--finetune-epochs", type=int, default=2)
     parser.add_argument("--export", default="", help="formats to export for MNIST: tflite,onnx")
     parser.add_argument(
         "--export-only", action="store_true", help="export the models of an earlier run only"
@@ -87,6 +87,7 @@ def pipeline_config(args: argparse.Namespace, dataset: str) -> PipelineConfig:
             augment=True,
             balance_classes=True,
             verbose=2,
+            track_test=True,
         ),
         export_formats=tuple(f for f in args.export.split(",") if f) if dataset == "mnist" else (),
         tflite_variants=VARIANTS,
