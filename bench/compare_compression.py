@@ -11,6 +11,8 @@ Methods:
   energy-whitened  uniform output-energy threshold, whitened SVD fitted layer by layer
   budget           budgeted allocation on the whitened error curves, fitted layer by layer
   budget-bn        the same, then BatchNorm statistics re-estimated on the calibration images
+  budget-eval      budgeted allocation on measured accuracy drops per layer and candidate rank
+                   (1,000 validation images, AIMET-style), fitted layer by layer
 
 Usage:
     python bench/compare_compression.py --base models/mnist/base.keras --dataset mnist \\
@@ -35,7 +37,7 @@ if str(REPO) not in sys.path:
 from lowrank_edge.benchmark.results.provenance import write_command_json  # noqa: E402
 from lowrank_edge.fileio import check_can_write, write_json_atomic, write_text_atomic  # noqa: E402
 
-METHODS = ("energy-svd", "energy-whitened", "budget", "budget-bn")
+METHODS = ("energy-svd", "energy-whitened", "budget", "budget-bn", "budget-eval")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -104,12 +106,14 @@ def run_one(model, data, method: str, target: float, args) -> dict:
         policy, label = EnergyPolicy(energy), f"E={energy:.4f}"
     else:
         factoriser, policy, label = "whitened", Budget("macs", target), "budget"
+    evaluation = (data.x_val[:1000], data.y_val[:1000]) if method == "budget-eval" else None
     result = compress_model(
         model,
         policy,
         factoriser=factoriser,
         calibration=images,
         bn_recalibrate=method == "budget-bn",
+        evaluation=evaluation,
     )
     seconds = time.perf_counter() - start
     compressed = result.model

@@ -49,6 +49,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--emnist-dir", type=Path, default=DEFAULT_EMNIST)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--finetune-epochs", type=int, default=2)
+    parser.add_argument(
+        "--target-macs", default="0.5,0.33,0.2", help="MAC budgets, one compressed model each"
+    )
     parser.add_argument("--export", default="", help="formats to export for MNIST: tflite,onnx")
     parser.add_argument(
         "--export-only", action="store_true", help="export the models of an earlier run only"
@@ -79,6 +82,7 @@ def pipeline_config(args: argparse.Namespace, dataset: str) -> PipelineConfig:
         dataset=dataset,
         data_dir=args.emnist_dir if dataset == "emnist" else None,
         out_dir=args.models_dir / dataset,
+        target_macs=tuple(float(v) for v in args.target_macs.split(",") if v.strip()),
         train=FitConfig(epochs=args.epochs, augment=True, balance_classes=True, verbose=2),
         finetune=FitConfig(
             epochs=args.finetune_epochs,

@@ -16,6 +16,7 @@ from lowrank_edge.compress.allocate import (
     Option,
     allocate,
     allocate_ranks,
+    layer_options,
     mac_cost,
 )
 from lowrank_edge.compress.cost import model_cost
@@ -134,3 +135,32 @@ def test_allocation_matches_brute_force(seed):
     chosen = allocate(options, budget)
     assert sum(o.cost for o in chosen.values()) <= budget
     assert sum(o.error for o in chosen.values()) <= best + 1e-12
+
+
+def test_measured_error_curves_replace_the_spectrum_and_limit_the_ranks():
+    s = spectrum("l", np.ones(16))
+    options = layer_options(s, mac_cost, errors={2: 0.5, 4: 0.1, 16: 0.0})
+    # rank 16 costs more than the dense layer (break-even), so it is not offered
+    assert [(o.rank, o.error) for o in options] == [(2, 0.5), (4, 0.1), (None, 0.0)]
+
+
+def test_eval_curves_measure_accuracy_drops_per_candidate_rank():
+    from harness.models import model_outputs, sample_inputs
+
+    from lowrank_edge.compress.eval_curves import accuracy_drop_curves
+
+    model = full_rank_model(build_residual_model)
+    x = sample_inputs(model, n=64, seed=5)
+    y = np.argmax(model_outputs(model, x), axis=-1)  # the model is right on all of them
+    analysis = analyse_model(model)
+    curves = accuracy_drop_curves(analysis, x, y, fractions=(0.25, 0.5, 1.0))
+    assert set(curves) == {c.path for c in analysis.factorable}
+    for candidate in analysis.factorable:
+        full = candidate.spectrum.full_rank
+        ranks = sorted(curves[candidate.path])
+        assert full not in ranks and all(1 <= r < full for r in ranks)
+        assert all(0.0 <= drop <= 1.0 for drop in curves[candidate.path].values())
+    # the drops are real measurements: rank 1 of the classifier cannot keep every label
+    assert max(curves["logits"].values()) > 0
+    plan = allocate_ranks(analysis, 0.6, errors=curves)
+    assert all(rank in curves[path] for path, rank in plan.ranks.items())

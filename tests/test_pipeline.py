@@ -193,3 +193,29 @@ def test_compress_options_need_exactly_one_rule():
         CompressOptions(energy=0.5, rank=3).policy()
     assert CompressOptions(energy=0.75).label() == "e75"
     assert CompressOptions(rank=16).label() == "r16"
+
+
+def test_calibration_reads_only_the_training_split(pipeline_run):
+    """With NaN validation and test images, a whitened, BN-re-estimated compression still
+    gives finite weights: its calibration images came from the training split alone."""
+    import dataclasses
+
+    import numpy as np
+
+    from lowrank_edge.model.saving import load_model
+    from lowrank_edge.pipeline.run import compress_and_finetune
+
+    out, _, _ = pipeline_run
+    data = tiny_dataset()
+    poisoned = dataclasses.replace(
+        data,
+        x_val=np.full_like(data.x_val, np.nan),
+        x_test=np.full_like(data.x_test, np.nan),
+    )
+    options = CompressOptions(target_macs=0.7, bn_recalibrate=True, calibration_images=32)
+    result = compress_and_finetune(
+        load_model(out / "base.keras"), options, poisoned, None, log=lambda _: None
+    )
+    assert all(np.isfinite(w).all() for w in result.model.get_weights())
+    assert result.compression["settings"]["factoriser"] == "whitened"
+    assert result.compression["settings"]["calibration_images"] == 32

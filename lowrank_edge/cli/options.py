@@ -388,6 +388,22 @@ factoriser_options = apply_options(
         "model's outputs (same shapes, no extra cost).",
     ),
     click.option(
+        "--sensitivity",
+        type=click.Choice(["spectrum", "eval"]),
+        default="spectrum",
+        show_default=True,
+        help="What a budget minimises: the layers' predicted relative output errors "
+        "(spectrum), or their measured accuracy drops per candidate rank on --sensitivity-images "
+        "validation images (eval, AIMET-style, slower).",
+    ),
+    click.option(
+        "--sensitivity-images",
+        default=1000,
+        show_default=True,
+        type=click.IntRange(1),
+        help="Validation images for --sensitivity eval.",
+    ),
+    click.option(
         "--bn-recalibrate/--no-bn-recalibrate",
         default=False,
         show_default=True,
@@ -416,6 +432,8 @@ def compress_options_from(
         calibration_images=params["calibration_images"],
         sequential=params["sequential"],
         refit_dense=params["refit_dense"],
+        sensitivity=params["sensitivity"],
+        sensitivity_images=params["sensitivity_images"],
         bn_recalibrate=params["bn_recalibrate"],
         seed=seed,
         rank=params["rank"],

@@ -93,13 +93,19 @@ def ranks(
             "the whitened factoriser needs calibration images: pass --dataset "
             "(or use --factoriser svd)"
         )
-    calibration = None
-    if options.factoriser == "whitened":
+    calibration = evaluation = None
+    if options.factoriser == "whitened" or options.sensitivity == "eval":
         from lowrank_edge.compress.calibration import calibration_images
         from lowrank_edge.data import load_dataset
 
+        if dataset is None:
+            raise LowrankEdgeError("--sensitivity eval needs --dataset (its validation split)")
         data = load_dataset(dataset, data_dir, seed=seed)
-        calibration = calibration_images(data.x_train, options.calibration_images, seed)
+        if options.factoriser == "whitened":
+            calibration = calibration_images(data.x_train, options.calibration_images, seed)
+        if options.sensitivity == "eval":
+            count = options.sensitivity_images
+            evaluation = (data.x_val[:count], data.y_val[:count])
     analysis, plan = plan_compression(
         model,
         policy,
@@ -109,6 +115,7 @@ def ranks(
         exclude=options.exclude,
         factoriser=options.factoriser,
         calibration=calibration,
+        evaluation=evaluation,
     )
     rows = plan_rows(analysis, plan)
     click.echo(plan_table(rows, plan_totals(analysis, rows)))

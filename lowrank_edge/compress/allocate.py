@@ -66,15 +66,23 @@ def candidate_ranks(layer: LayerSpectrum, rounding: int | None = None) -> list[i
     return sorted({*range(rounding, full, rounding), full})
 
 
-def layer_options(layer: LayerSpectrum, cost: CostFn, rounding: int | None = None) -> list[Option]:
+def layer_options(
+    layer: LayerSpectrum,
+    cost: CostFn,
+    rounding: int | None = None,
+    errors: Mapping[int, float] | None = None,
+) -> list[Option]:
     """Dense plus every offered rank whose pair costs less than the dense layer, by cost.
 
     A cost function withholds a rank by costing it math.inf (e.g. a rank never measured).
+    `errors` ({rank: error}, e.g. measured accuracy drops) replaces the spectrum's error curve
+    and offers only its ranks.
     """
     dense = Option(None, cost(layer, None), 0.0)
-    costs = {r: cost(layer, r) for r in candidate_ranks(layer, rounding)}
+    ranks = candidate_ranks(layer, rounding) if errors is None else sorted(errors)
+    costs = {r: cost(layer, r) for r in ranks}
     options = [
-        Option(r, c, relative_error(layer, r))
+        Option(r, c, relative_error(layer, r) if errors is None else float(errors[r]))
         for r, c in costs.items()
         if math.isfinite(c) and c < dense.cost
     ]
@@ -177,6 +185,7 @@ def allocate_ranks(
     budget: str = "macs",
     rounding: int | None = None,
     weights: Mapping[str, float] | None = None,
+    errors: Mapping[str, Mapping[int, float]] | None = None,
     cost: CostFn | None = None,
     fixed_cost: float | None = None,
 ) -> RankPlan:
@@ -184,7 +193,8 @@ def allocate_ranks(
 
     `budget` is "macs" or "params" (whole-model totals from the cost model, so layers that
     cannot be factorised count as a fixed part). A custom `cost` (e.g. latency) needs
-    `fixed_cost`, the cost of everything the allocation cannot change.
+    `fixed_cost`, the cost of everything the allocation cannot change. `errors` gives a
+    layer measured error curves ({rank: error}) in place of its spectrum's.
     """
     if budget not in BUDGETS and cost is None:
         raise CompressionError(f"budget must be one of {BUDGETS}, got {budget!r}")
@@ -200,7 +210,11 @@ def allocate_ranks(
             raise CompressionError("a custom cost function needs fixed_cost")
         fixed = float(fixed_cost)
         whole = fixed + sum(cost(layer, None) for layer in layers.values())
-    options = {path: layer_options(layer, cost, rounding) for path, layer in layers.items()}
+    errors = errors or {}
+    options = {
+        path: layer_options(layer, cost, rounding, errors.get(path))
+        for path, layer in layers.items()
+    }
     floor = fixed + sum(opts[0].cost for opts in options.values())
     if fraction * whole < floor - 1e-9 * whole:
         raise CompressionError(

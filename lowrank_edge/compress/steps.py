@@ -30,6 +30,7 @@ from lowrank_edge.compress.data_aware import (
     fitted_factors,
     whitened_analysis,
 )
+from lowrank_edge.compress.eval_curves import accuracy_drop_curves
 from lowrank_edge.compress.policies import RankPolicy
 from lowrank_edge.compress.result import CompressionResult
 from lowrank_edge.compress.whiten import DEFAULT_DAMPING
@@ -72,17 +73,26 @@ def plan_compression(
     factoriser: str = "svd",
     calibration: np.ndarray | None = None,
     damping: float = DEFAULT_DAMPING,
+    evaluation: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[ModelAnalysis, RankPlan]:
     """Steps 1 and 2 only: the analysis (output spectra when whitened) and the rank plan.
 
-    What `lowrank-edge ranks` shows before anything is written.
+    What `lowrank-edge ranks` shows before anything is written. With `evaluation` (validation
+    images and labels) a budget is allocated on measured accuracy drops per layer and
+    candidate rank (AIMET-style) instead of on the spectra.
     """
     _check_data_options(factoriser, calibration, False)
     analysis = analyse_model(model, include, exclude)
     if factoriser == "whitened":
         analysis = whitened_analysis(analysis, calibration, damping)
     if isinstance(policy, Budget):
-        plan = allocate_ranks(analysis, policy.fraction, budget=policy.kind, rounding=rounding)
+        errors = None
+        if evaluation is not None:
+            errors = accuracy_drop_curves(analysis, *evaluation, calibration, damping=damping)
+        plan = allocate_ranks(
+            analysis, policy.fraction, budget=policy.kind, rounding=rounding, errors=errors
+        )
+        plan.settings["sensitivity"] = "none" if evaluation is None else "eval"
     else:
         plan = choose_ranks(analysis, policy, rounding=rounding, break_even=break_even)
     return analysis, plan
@@ -103,6 +113,7 @@ def compress_model(
     damping: float = DEFAULT_DAMPING,
     refit_dense: bool = True,
     intercept: bool = False,
+    evaluation: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> CompressionResult:
     """Factorise the Conv2D/Dense layers of a Sequential/Functional model; return a new model.
 
@@ -125,6 +136,7 @@ def compress_model(
         factoriser=factoriser,
         calibration=calibration,
         damping=damping,
+        evaluation=evaluation,
     )
     chosen = time.perf_counter()
     whitened = factoriser == "whitened"

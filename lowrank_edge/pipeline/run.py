@@ -45,6 +45,8 @@ class CompressOptions:
     sequential: bool = True  # fit each layer to the original outputs, in graph order
     refit_dense: bool = True  # ... the layers kept dense too (whitened and sequential)
     bn_recalibrate: bool = False  # re-estimate BatchNorm statistics on the calibration images
+    sensitivity: str = "spectrum"  # budget errors: "spectrum" or "eval" (accuracy drops)
+    sensitivity_images: int = 1000  # validation images for "eval"
     seed: int = 0
 
     def policy(self):
@@ -114,9 +116,16 @@ def compress_and_finetune(
                 "--dataset, or use --factoriser svd"
             )
         calibration = calibration_images(data.x_train, options.calibration_images, options.seed)
+    evaluation = None
+    if options.sensitivity == "eval":
+        if data is None:
+            raise LowrankEdgeError("--sensitivity eval needs a dataset (its validation split)")
+        count = options.sensitivity_images
+        evaluation = (data.x_val[:count], data.y_val[:count])
     result = compress_model(
         model,
         options.policy(),
+        evaluation=evaluation,
         rounding=options.round_to,
         break_even=options.break_even,
         include=options.include,
