@@ -88,34 +88,19 @@ def ranks(
     if plot is not None:
         check_can_write(plot, overwrite)
     model = load_model(model_path)
-    if options.factoriser == "whitened" and dataset is None:
-        raise LowrankEdgeError(
-            "the whitened factoriser needs calibration images: pass --dataset "
-            "(or use --factoriser svd)"
-        )
-    calibration = evaluation = None
+    data = None
     if options.factoriser == "whitened" or options.sensitivity == "eval":
-        from lowrank_edge.compress.calibration import calibration_images
+        if dataset is None:
+            raise LowrankEdgeError(
+                "the whitened factoriser and --sensitivity eval need data: pass --dataset "
+                "(or use --factoriser svd)"
+            )
         from lowrank_edge.data import load_dataset
 
-        if dataset is None:
-            raise LowrankEdgeError("--sensitivity eval needs --dataset (its validation split)")
         data = load_dataset(dataset, data_dir, seed=seed)
-        if options.factoriser == "whitened":
-            calibration = calibration_images(data.x_train, options.calibration_images, seed)
-        if options.sensitivity == "eval":
-            count = options.sensitivity_images
-            evaluation = (data.x_val[:count], data.y_val[:count])
+    calibration, evaluation = options.planning_data(data)
     analysis, plan = plan_compression(
-        model,
-        policy,
-        rounding=options.round_to,
-        break_even=options.break_even,
-        include=options.include,
-        exclude=options.exclude,
-        factoriser=options.factoriser,
-        calibration=calibration,
-        evaluation=evaluation,
+        model, policy, calibration=calibration, evaluation=evaluation, **options.plan_kwargs()
     )
     rows = plan_rows(analysis, plan)
     click.echo(plan_table(rows, plan_totals(analysis, rows)))

@@ -69,6 +69,35 @@ class CompressOptions:
             return Budget("macs", self.target_macs)
         return Budget("params", self.target_params)
 
+    def plan_kwargs(self) -> dict:
+        """The keyword arguments of `plan_compression` / `compress_model` set here."""
+        return {
+            "rounding": self.round_to,
+            "break_even": self.break_even,
+            "include": self.include,
+            "exclude": self.exclude,
+            "factoriser": self.factoriser,
+        }
+
+    def planning_data(self, data: Dataset | None):
+        """(calibration images, (x, y) for eval sensitivity) these options need from `data`:
+        calibration from the training split only, evaluation from the validation split."""
+        from lowrank_edge.compress.calibration import calibration_images
+
+        needs_calibration = self.factoriser == "whitened" or self.bn_recalibrate
+        if (needs_calibration or self.sensitivity == "eval") and data is None:
+            raise LowrankEdgeError(
+                "the whitened factoriser, --bn-recalibrate and --sensitivity eval need a "
+                "dataset: give --dataset, or use --factoriser svd"
+            )
+        calibration = evaluation = None
+        if needs_calibration:
+            calibration = calibration_images(data.x_train, self.calibration_images, self.seed)
+        if self.sensitivity == "eval":
+            count = self.sensitivity_images
+            evaluation = (data.x_val[:count], data.y_val[:count])
+        return calibration, evaluation
+
     def label(self) -> str:
         """Short model name for these options: e75, r16, f0.25, m0.33, p0.2."""
         if self.energy is not None:
@@ -106,35 +135,17 @@ def compress_and_finetune(
     the training split only.
     """
     from lowrank_edge.compress import compress_model
-    from lowrank_edge.compress.calibration import calibration_images
 
-    calibration = None
-    if options.factoriser == "whitened" or options.bn_recalibrate:
-        if data is None:
-            raise LowrankEdgeError(
-                "the whitened factoriser needs a dataset for its calibration images: give "
-                "--dataset, or use --factoriser svd"
-            )
-        calibration = calibration_images(data.x_train, options.calibration_images, options.seed)
-    evaluation = None
-    if options.sensitivity == "eval":
-        if data is None:
-            raise LowrankEdgeError("--sensitivity eval needs a dataset (its validation split)")
-        count = options.sensitivity_images
-        evaluation = (data.x_val[:count], data.y_val[:count])
+    calibration, evaluation = options.planning_data(data)
     result = compress_model(
         model,
         options.policy(),
-        evaluation=evaluation,
-        rounding=options.round_to,
-        break_even=options.break_even,
-        include=options.include,
-        exclude=options.exclude,
-        factoriser=options.factoriser,
         calibration=calibration,
+        evaluation=evaluation,
         sequential=options.sequential,
         refit_dense=options.refit_dense,
         bn_recalibrate=options.bn_recalibrate,
+        **options.plan_kwargs(),
     )
     compression = result.to_dict()
     compression["options"] = asdict(options)
