@@ -136,6 +136,7 @@ def run_one(model, data, method: str, target: float, args) -> dict:
             augment=True,
             balance_classes=True,
             track_test=True,
+            keep_start=True,
             verbose=2,
             seed=args.seed,
         )

@@ -92,6 +92,7 @@ def pipeline_config(args: argparse.Namespace, dataset: str) -> PipelineConfig:
             balance_classes=True,
             verbose=2,
             track_test=True,
+            keep_start=True,
         ),
         export_formats=tuple(f for f in args.export.split(",") if f) if dataset == "mnist" else (),
         tflite_variants=VARIANTS,

@@ -67,3 +67,31 @@ def test_progress_mode_follows_the_stream_unless_given():
     assert progress_mode(0, _Terminal()) == 0 and progress_mode(2, _Terminal()) == 2
     with pytest.raises(LowrankEdgeError, match="verbose must be 0, 1, 2 or None, got 3"):
         progress_mode(3)
+
+
+def test_fine_tuning_that_only_hurts_hands_back_the_starting_weights():
+    import keras
+    from harness.data import make_pattern_dataset
+
+    from lowrank_edge.model.train import accuracy
+
+    data = make_pattern_dataset(num_classes=3, n_train=96, n_val=32, n_test=8)
+    model = keras.Sequential(
+        [
+            keras.Input(data.x_train.shape[1:]),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3),
+        ]
+    )
+    fit(model, data, FitConfig(epochs=6, batch_size=16, learning_rate=1e-2, verbose=0))
+    start = [w.copy() for w in model.get_weights()]
+    start_val = accuracy(model, data.x_val, data.y_val)
+    assert start_val > 0.5
+    # a learning rate this large wrecks the model on every epoch
+    wrecked = FitConfig(epochs=2, batch_size=16, learning_rate=50.0, verbose=0, keep_start=True)
+    result = fit(model, data, wrecked)
+    assert max(result.history["val_accuracy"]) < start_val
+    assert result.best_epoch == 0
+    for kept, original in zip(model.get_weights(), start, strict=True):
+        np.testing.assert_array_equal(kept, original)

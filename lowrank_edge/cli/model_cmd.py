@@ -207,6 +207,7 @@ def compress(
             seed=seed,
             augment=augment,
             balance_classes=balance_classes,
+            keep_start=True,
         )
         if finetune_epochs
         else None
@@ -356,6 +357,7 @@ def pipeline(
             learning_rate=finetune_lr,
             patience=patience,
             track_test=True,
+            keep_start=True,
             **common,
         ),
         compress=compress_options_from(compression, seed=seed),

@@ -34,11 +34,13 @@ class FitConfig:
     shift: int = 2
     verbose: int | None = None  # 0 silent, 1 bar, 2 one line per epoch; None: bar on a tty
     track_test: bool = False  # log test accuracy after each epoch (reported, never selected on)
+    keep_start: bool = False  # hand back the starting weights if no epoch beats them on val
 
 
 @dataclass
 class FitResult:
-    """What a fit run did: epochs run, best epoch, per-epoch history, wall time."""
+    """What a fit run did: epochs run, best epoch (0: the starting weights were kept, see
+    `FitConfig.keep_start`), per-epoch history, wall time."""
 
     epochs_run: int
     best_epoch: int
@@ -121,6 +123,8 @@ def fit(model, data: Dataset, config: FitConfig) -> FitResult:
         )
     if config.track_test:
         callbacks.insert(0, _test_accuracy_callback(data))
+    start_weights = model.get_weights() if config.keep_start else None
+    start_val = accuracy(model, data.x_val, data.y_val) if config.keep_start else None
     start = time.perf_counter()
     history = model.fit(
         _training_batches(data, config),
@@ -136,9 +140,13 @@ def fit(model, data: Dataset, config: FitConfig) -> FitResult:
     seconds = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     val_acc = hist.get("val_accuracy", [0.0])
+    best_epoch = int(np.argmax(val_acc)) + 1
+    if start_weights is not None and accuracy(model, data.x_val, data.y_val) < start_val:
+        model.set_weights(start_weights)  # fine-tuning only made it worse on validation
+        best_epoch = 0
     return FitResult(
         epochs_run=len(val_acc),
-        best_epoch=int(np.argmax(val_acc)) + 1,
+        best_epoch=best_epoch,
         history=hist,
         seconds=seconds,
     )

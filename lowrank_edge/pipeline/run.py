@@ -202,6 +202,7 @@ class PipelineConfig:
         augment=True,
         balance_classes=True,
         track_test=True,
+        keep_start=True,
     )
     compress: CompressOptions = CompressOptions(target_macs=0.5)
     export_formats: tuple[str, ...] = ()
