@@ -177,12 +177,21 @@ def test_to_dict_is_plain_json(residual):
     data = result.to_dict()
     assert json.loads(json.dumps(data)) == data
     assert data["model"] == "residual"
+    seconds = data["settings"].pop("seconds")
+    assert set(seconds) == {"analyse_and_choose", "total"}
     assert data["settings"] == {
         "policy": {"type": "EnergyPolicy", "energy": 0.95, "measure": "abs"},
         "rounding": None,
         "break_even": True,
         "include": [],
         "exclude": ["logits"],
+        "factoriser": "svd",
+        "calibration_images": 0,
+        "sequential": False,
+        "damping": None,
+        "bn_recalibrate": False,
+        "refit_dense": False,
+        "intercept": False,
     }
     stem = data["layers"][0]
     assert stem["name"] == "stem" and stem["kernel_shape"] == [3, 3, 3, 8]
