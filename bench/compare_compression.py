@@ -46,6 +46,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", default="mnist", choices=("mnist", "emnist"))
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--targets", default="0.5,0.33,0.2", help="fractions of MACs kept")
+    parser.add_argument(
+        "--budget",
+        default="macs",
+        choices=("macs", "params"),
+        help="what the budget methods' targets are fractions of (energy methods match MACs)",
+    )
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--finetune-epochs", type=int, default=1)
     parser.add_argument("--calibration-images", type=int, default=512)
@@ -105,7 +111,7 @@ def run_one(model, data, method: str, target: float, args) -> dict:
         energy = energy_for_target(analysis, target, whole.macs)
         policy, label = EnergyPolicy(energy), f"E={energy:.4f}"
     else:
-        factoriser, policy, label = "whitened", Budget("macs", target), "budget"
+        factoriser, policy, label = "whitened", Budget(args.budget, target), f"budget {args.budget}"
     evaluation = (data.x_val[:1000], data.y_val[:1000]) if method == "budget-eval" else None
     result = compress_model(
         model,
@@ -153,11 +159,11 @@ def run_one(model, data, method: str, target: float, args) -> dict:
     return row
 
 
-def table(rows: list[dict], base_accuracy: float) -> str:
+def table(rows: list[dict], base_accuracy: float, budget: str = "macs") -> str:
     lines = [
         f"Base model test accuracy: {base_accuracy:.2%}",
         "",
-        "| target MACs | method | setting | MACs kept | params kept | test acc. before FT "
+        f"| target ({budget}) | method | setting | MACs kept | params kept | test acc. before FT "
         "| after 1 FT epoch | at the end (epochs) | compress s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -193,8 +199,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             rows.append(run_one(base, data, method, target, args))
             summary = {"base": str(args.base), "base_test": base_accuracy, "rows": rows}
             write_json_atomic(args.out / "results.json", summary, overwrite=True)
-    write_text_atomic(args.out / "table.md", table(rows, base_accuracy), overwrite=True)
-    print(table(rows, base_accuracy))
+    write_text_atomic(
+        args.out / "table.md", table(rows, base_accuracy, args.budget), overwrite=True
+    )
+    print(table(rows, base_accuracy, args.budget))
 
 
 if __name__ == "__main__":
