@@ -67,20 +67,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def energy_for_target(analysis, target: float, whole_macs: float):
+def energy_for_target(analysis, target: float):
     """The energy E (bisection) whose uniform plan keeps the most MACs not above `target`."""
     from lowrank_edge.compress import EnergyPolicy, choose_ranks
+    from lowrank_edge.compress.preview import plan_rows, plan_totals
 
     def kept(energy: float) -> float:
         plan = choose_ranks(analysis, EnergyPolicy(energy))
-        fixed = whole_macs - sum(c.spectrum.macs for c in analysis.factorable)
-        layers = sum(
-            c.spectrum.macs_at_rank(plan.decision(c.path).rank_kept)
-            if plan.decision(c.path).factorised
-            else c.spectrum.macs
-            for c in analysis.factorable
-        )
-        return (fixed + layers) / whole_macs
+        return plan_totals(analysis, plan_rows(analysis, plan))["macs_kept"]
 
     low, high = 1e-4, 1.0
     for _ in range(40):
@@ -108,7 +102,7 @@ def run_one(model, data, method: str, target: float, args) -> dict:
         analysis = analyse_model(model)
         if factoriser == "whitened":
             analysis = whitened_analysis(analysis, images)
-        energy = energy_for_target(analysis, target, whole.macs)
+        energy = energy_for_target(analysis, target)
         policy, label = EnergyPolicy(energy), f"E={energy:.4f}"
     else:
         factoriser, policy, label = "whitened", Budget(args.budget, target), f"budget {args.budget}"

@@ -4,14 +4,11 @@ warnings, validation errors naming the field, and a TF-free import of its module
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import pytest
 from harness.bench import TF_BLOCKER
+from harness.export import run_python
 
 from lowrank_edge.benchmark.kit_timing import kit_conditions
 from lowrank_edge.benchmark.latency_table import (
@@ -24,7 +21,6 @@ from lowrank_edge.benchmark.latency_table import (
 )
 from lowrank_edge.errors import LowrankEdgeError
 
-REPO = Path(__file__).resolve().parents[1]
 DEVICE = {
     "cpu_model": "Test CPU",
     "cpu_count": 2,
@@ -159,12 +155,5 @@ def test_the_table_modules_import_without_tensorflow(tmp_path):
         "leaked = [m for m in sys.modules if m.split('.')[0] in blocked]\n"
         "assert not leaked, leaked\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    done = run_python(code, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -7,13 +7,10 @@ alike), so a cycle hidden behind a lazy import still fails here.
 from __future__ import annotations
 
 import ast
-import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
-from harness.export import block_imports_code
+from harness.export import block_imports_code, run_python
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lowrank_edge"
 
@@ -127,15 +124,7 @@ def test_tf_free_parts_import_without_tensorflow(tmp_path):
         "{'tensorflow', 'keras', 'tf2onnx'})\n"
         "print('loaded:', loaded)\n"
     )
-    repo = PACKAGE.parent
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(repo)},
-    )
+    done = run_python(code, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "loaded: []" in done.stdout
     assert len(modules) > 20

@@ -5,13 +5,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from harness.export import assert_within_tolerance, block_imports_code, copy_export, shared_export
+from harness.export import (
+    assert_within_tolerance,
+    block_imports_code,
+    copy_export,
+    run_python,
+    shared_export,
+)
 
 from lowrank_edge.errors import LowrankEdgeError, MissingDependencyError
 from lowrank_edge.runtime import (
@@ -24,24 +28,10 @@ from lowrank_edge.runtime import (
 from lowrank_edge.runtime.quantize import dequantize, quantize
 from lowrank_edge.runtime.quiet import captured_output
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
     return shared_export(tmp_path_factory)
-
-
-def _run_python(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=tmp_path,
-    )
 
 
 def test_runner_predicts_without_tensorflow(shared, tmp_path):
@@ -65,7 +55,7 @@ loaded = sorted(m for m in sys.modules if m.split(".")[0] in {{"tensorflow", "ke
 print("loaded:", loaded)
 """
     )
-    done = _run_python(code, tmp_path)
+    done = run_python(code, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "loaded: []" in done.stdout
     with np.load(result) as saved:
@@ -91,7 +81,7 @@ for artifact_id in ("tflite-float32", "onnx-float32"):
         print(error)
 """
     )
-    done = _run_python(code, tmp_path)
+    done = run_python(code, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 2

@@ -176,7 +176,7 @@ def compress(
     from lowrank_edge.model.saving import load_model
     from lowrank_edge.model.train import FitConfig
     from lowrank_edge.pipeline.report import layer_report_table
-    from lowrank_edge.pipeline.run import compress_and_finetune, save_compressed
+    from lowrank_edge.pipeline.run import DATA_NEEDED, compress_and_finetune, save_compressed
 
     if old_lr is not None:
         warn_deprecated("compress --lr is deprecated; use --finetune-lr")
@@ -190,13 +190,10 @@ def compress(
         raise LowrankEdgeError(f"--out {out} would overwrite the input model")
     check_can_write(out, overwrite)
     model = load_model(model_path)
-    if options.factoriser == "whitened" and dataset is None:
-        raise LowrankEdgeError(
-            "the whitened factoriser needs calibration images: pass --dataset "
-            "(or use --factoriser svd)"
-        )
+    if options.needs_data and dataset is None:
+        raise LowrankEdgeError(DATA_NEEDED)
     data = None
-    if finetune_epochs > 0 or dataset is not None or options.bn_recalibrate:
+    if finetune_epochs > 0 or dataset is not None:
         data = _load_data(dataset, data_dir, seed, f"--finetune-epochs {finetune_epochs}")
     finetune = (
         FitConfig(

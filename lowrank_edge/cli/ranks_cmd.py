@@ -80,6 +80,7 @@ def ranks(
     from lowrank_edge.compress.steps import plan_compression
     from lowrank_edge.fileio import check_can_write
     from lowrank_edge.model.saving import load_model
+    from lowrank_edge.pipeline.run import DATA_NEEDED
 
     options = compress_options_from(
         compression, energy=energy, target_macs=target_macs, target_params=target_params, seed=seed
@@ -89,12 +90,9 @@ def ranks(
         check_can_write(plot, overwrite)
     model = load_model(model_path)
     data = None
-    if options.factoriser == "whitened" or options.sensitivity == "eval":
+    if options.needs_data:
         if dataset is None:
-            raise LowrankEdgeError(
-                "the whitened factoriser and --sensitivity eval need data: pass --dataset "
-                "(or use --factoriser svd)"
-            )
+            raise LowrankEdgeError(DATA_NEEDED)
         from lowrank_edge.data import load_dataset
 
         data = load_dataset(dataset, data_dir, seed=seed)

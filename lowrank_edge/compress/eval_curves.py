@@ -21,16 +21,9 @@ from lowrank_edge.compress.factor import factor_matrix
 from lowrank_edge.compress.rebuild import rebuild_model
 from lowrank_edge.compress.spectrum import kernel_matrix
 from lowrank_edge.compress.whiten import DEFAULT_DAMPING, whitened_factors
+from lowrank_edge.model.train import accuracy
 
 CANDIDATE_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-
-
-def _accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
-    hits = 0
-    for start in range(0, len(x), batch_size):
-        logits = np.asarray(model(x[start : start + batch_size], training=False))
-        hits += int(np.sum(np.argmax(logits, axis=-1) == y[start : start + batch_size]))
-    return hits / len(x)
 
 
 def accuracy_drop_curves(
@@ -50,7 +43,7 @@ def accuracy_drop_curves(
         grams = input_grams(analysis.model, calibration, [c.path for c in layers], DEFAULT_BATCH)
     working = rebuild_model(analysis.model, {})
     work_layers = layers_by_path(working)
-    base = _accuracy(working, x_val, y_val, batch_size)
+    base = accuracy(working, x_val, y_val, batch_size)
     curves: dict[str, dict[int, float]] = {}
     for candidate in layers:
         full = candidate.spectrum.full_rank
@@ -65,7 +58,7 @@ def accuracy_drop_curves(
             else:
                 a, b = factor_matrix(kernel, rank)
             layer.kernel.assign((a @ b).reshape(original.shape).astype(original.dtype))
-            drop = base - _accuracy(working, x_val, y_val, batch_size)
+            drop = base - accuracy(working, x_val, y_val, batch_size)
             curves[candidate.path][rank] = max(drop, 0.0)
         layer.kernel.assign(original)
     return curves

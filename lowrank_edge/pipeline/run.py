@@ -21,6 +21,11 @@ from lowrank_edge.model.saving import load_model, save_model, sidecar_path
 from lowrank_edge.model.train import FitConfig, FitResult, fit
 from lowrank_edge.pipeline.measure import accuracy_record, cost_record, file_bytes, relative_figures
 
+DATA_NEEDED = (
+    "the whitened factoriser, --bn-recalibrate and --sensitivity eval need data: pass "
+    "--dataset (or use --factoriser svd without them)"
+)
+
 
 @dataclass(frozen=True)
 class CompressOptions:
@@ -79,19 +84,20 @@ class CompressOptions:
             "factoriser": self.factoriser,
         }
 
+    @property
+    def needs_data(self) -> bool:
+        """True when these options need a dataset (calibration or validation images)."""
+        return self.factoriser == "whitened" or self.bn_recalibrate or self.sensitivity == "eval"
+
     def planning_data(self, data: Dataset | None):
         """(calibration images, (x, y) for eval sensitivity) these options need from `data`:
         calibration from the training split only, evaluation from the validation split."""
         from lowrank_edge.compress.calibration import calibration_images
 
-        needs_calibration = self.factoriser == "whitened" or self.bn_recalibrate
-        if (needs_calibration or self.sensitivity == "eval") and data is None:
-            raise LowrankEdgeError(
-                "the whitened factoriser, --bn-recalibrate and --sensitivity eval need a "
-                "dataset: give --dataset, or use --factoriser svd"
-            )
+        if self.needs_data and data is None:
+            raise LowrankEdgeError(DATA_NEEDED)
         calibration = evaluation = None
-        if needs_calibration:
+        if self.factoriser == "whitened" or self.bn_recalibrate:
             calibration = calibration_images(data.x_train, self.calibration_images, self.seed)
         if self.sensitivity == "eval":
             count = self.sensitivity_images

@@ -16,7 +16,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,3 +170,18 @@ class _Blocker:
 
 sys.meta_path.insert(0, _Blocker())
 """
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter from `cwd`, importing this checkout's package."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
