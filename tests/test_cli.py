@@ -130,8 +130,8 @@ def test_compress_refuses_to_replace_output(trained, tmp_path):
         (["pipeline", "--dataset", "mnist", "--energies", "0.5,2"], "outside (0, 1]"),
         (
             ["pipeline", "--dataset", "mnist", "--energies", "0.5", "--rank", "2"],
-            "choose --rank or --rank-fraction alone, or any of --energies, --target-macs and "
-            "--target-params (got --rank and --energies)",
+            "choose --rank or --rank-fraction alone, or any of --energies, --target-macs, "
+            "--target-params and --target-speedup (got --rank and --energies)",
         ),
     ],
 )

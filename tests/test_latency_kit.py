@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from harness.bench import FAST_CLI_ARGS, TF_BLOCKER
+from harness.latency import fake_table, tiny_model
 from harness.models import (
     build_residual_model,
     build_shared_layer_model,
@@ -25,8 +26,6 @@ from harness.models import (
 
 from lowrank_edge.benchmark.latency_table import (
     Condition,
-    LatencyTable,
-    TableEntry,
     load_latency_table,
 )
 from lowrank_edge.cli import main
@@ -44,18 +43,6 @@ from lowrank_edge.model.saving import save_model
 from lowrank_edge.runtime.kit_manifest import MODEL, load_kit, read_kit_file
 
 CONDITION = Condition("litert", 1, 1)
-
-
-def tiny_model() -> keras.Model:
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((9, 9, 4), name="image")
-    x = keras.layers.Conv2D(8, 3, strides=2, padding="valid", activation="relu", name="conv")(
-        inputs
-    )
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    x = keras.layers.Dense(16, activation="relu", name="fc")(x)
-    outputs = keras.layers.Dense(5, name="logits")(x)
-    return keras.Model(inputs, outputs, name="tiny")
 
 
 @pytest.fixture(scope="module")
@@ -164,21 +151,6 @@ def test_the_latency_table_command_times_every_condition(kit_setup, tmp_path):
 
 
 # --- the cost function, on a synthetic table -------------------------------------------------
-
-
-def fake_table(analysis, p50) -> LatencyTable:
-    """Dense and every kit rank of each signature, p50 = p50(path, rank, matrix_shape)."""
-    entries, seen = [], set()
-    for path, calls in layer_calls_by_path(analysis).items():
-        for call in calls:
-            signature = call_signature(call)
-            if signature.key in seen:
-                continue
-            seen.add(signature.key)
-            for rank in [None, *kit_ranks(signature.matrix_shape)]:
-                value = p50(path, rank, signature.matrix_shape)
-                entries.append(TableEntry(signature.key, rank, "layer", CONDITION, value, {}))
-    return LatencyTable(tuple(entries), {}, {}, {}, {}, "2025-01-01T00:00:00+00:00")
 
 
 def test_a_layer_whose_factors_are_slower_stays_dense():

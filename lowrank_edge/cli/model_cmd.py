@@ -25,6 +25,9 @@ from lowrank_edge.cli.options import (
     energy_option,
     factoriser_options,
     finetune_options,
+    latency_options,
+    latency_target_option,
+    latency_targets_option,
     model_options,
     overwrite_option,
     seed_option,
@@ -124,6 +127,8 @@ def train(
 @click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
 @energy_option
 @target_option
+@latency_target_option
+@latency_options
 @compression_options
 @factoriser_options
 @dataset_option(
@@ -148,7 +153,7 @@ def train(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    show_default="<model folder>/<e75|r16|f0.25|m0.33|p0.2>.keras",
+    show_default="<model folder>/<e75|r16|f0.25|m0.33|p0.2|l0.5>.keras",
     help="Output .keras.",
 )
 @overwrite_option()
@@ -185,6 +190,8 @@ def compress(
         compression, energy=energy, target_macs=target_macs, target_params=target_params, seed=seed
     )
     options.policy()  # validate the choice before any slow work
+    if options.target_latency is not None:
+        options.latency.load()  # the table and its condition, before any slow work
     out = out or model_path.with_name(f"{options.label()}.keras")
     if out.resolve() == model_path.resolve():
         raise LowrankEdgeError(f"--out {out} would overwrite the input model")
@@ -246,6 +253,8 @@ def evaluate(model_path: Path, dataset: str, data_dir: Path | None, seed: int) -
 @dataset_option("to train, fine-tune and measure on", required=True)
 @data_dir_option
 @targets_option
+@latency_targets_option
+@latency_options
 @energies_option
 @compression_options
 @factoriser_options
@@ -308,12 +317,26 @@ def pipeline(
     overwrite: bool,
     **compression: object,
 ) -> None:
-    """Train (or load --base), then compress, fine-tune and measure at each MAC or parameter
-    budget and each energy (or once at --rank / --rank-fraction)."""
+    """Train (or load --base), then compress, fine-tune and measure at each MAC, parameter or
+    latency budget and each energy (or once at --rank / --rank-fraction)."""
     from lowrank_edge.model.resnet import ResNetConfig
     from lowrank_edge.model.train import FitConfig
-    from lowrank_edge.pipeline.run import PipelineConfig, parse_fractions, run_pipeline
+    from lowrank_edge.pipeline.run import (
+        PipelineConfig,
+        parse_fractions,
+        parse_speedups,
+        run_pipeline,
+    )
 
+    target_speedup = compression.pop("target_speedup")
+    target_latency = compression.pop("target_latency")
+    if target_speedup is not None and target_latency is not None:
+        raise LowrankEdgeError("choose --target-speedup or --target-latency, not both")
+    latency_fractions = ()
+    if target_speedup is not None:
+        latency_fractions = parse_speedups(target_speedup)
+    elif target_latency is not None:
+        latency_fractions = parse_fractions(target_latency, "--target-latency")
     fixed = [
         flag
         for flag, value in (
@@ -328,13 +351,14 @@ def pipeline(
             ("--energies", energies),
             ("--target-macs", target_macs),
             ("--target-params", target_params),
+            ("--target-speedup/--target-latency", latency_fractions or None),
         )
         if value is not None
     ]
     if len(fixed) > 1 or (fixed and lists):
         raise LowrankEdgeError(
-            "choose --rank or --rank-fraction alone, or any of --energies, --target-macs and "
-            f"--target-params (got {' and '.join(fixed + lists)})"
+            "choose --rank or --rank-fraction alone, or any of --energies, --target-macs, "
+            f"--target-params and --target-speedup (got {' and '.join(fixed + lists)})"
         )
     if not fixed and not lists:
         target_macs = DEFAULT_TARGET_MACS
@@ -346,6 +370,7 @@ def pipeline(
         energies=parse_fractions(energies) if energies else (),
         target_macs=parse_fractions(target_macs, "--target-macs") if target_macs else (),
         target_params=parse_fractions(target_params, "--target-params") if target_params else (),
+        target_latency=latency_fractions,
         base=base,
         model=ResNetConfig(widths=widths, blocks_per_stage=blocks, head_units=head_units),
         train=FitConfig(epochs=epochs, **common),

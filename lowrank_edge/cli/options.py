@@ -21,6 +21,8 @@ from typing import Any
 
 import click
 
+from lowrank_edge.errors import LowrankEdgeError
+
 DATASETS = ("mnist", "emnist")
 
 Decorator = Callable[[Callable], Callable]
@@ -302,6 +304,102 @@ targets_option = apply_options(
     ),
 )
 
+_LATENCY = "on the --latency-table condition (--backend, --threads, --batch)"
+
+latency_target_option = apply_options(
+    click.option(
+        "--target-speedup",
+        type=click.FloatRange(1),
+        default=None,
+        help=f"Ranks allocated from measured latency so the model is predicted this many times "
+        f"faster {_LATENCY}; then measured end to end and backed off if slower.",
+    ),
+    click.option(
+        "--target-latency",
+        type=click.FloatRange(0, 1, min_open=True),
+        default=None,
+        help=f"The same as a fraction of the original's predicted latency kept {_LATENCY}.",
+    ),
+)
+
+latency_targets_option = apply_options(
+    click.option(
+        "--target-speedup",
+        default=None,
+        help=f"Comma-separated speedups (>= 1), one compressed model each, ranks allocated "
+        f"from measured latency {_LATENCY}.",
+    ),
+    click.option(
+        "--target-latency",
+        default=None,
+        help="Comma-separated fractions of the predicted latency kept, one model each.",
+    ),
+)
+
+latency_options = apply_options(
+    click.option(
+        "--latency-table",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="The latency table (from `lowrank-edge latency-table`) that prices each layer "
+        "and rank; also shows the headroom in `ranks`.",
+    ),
+    click.option(
+        "--backend",
+        type=click.Choice(["litert", "onnxruntime"]),
+        default="litert",
+        show_default=True,
+        help="The runtime of the table condition to allocate for.",
+    ),
+    click.option(
+        "--threads",
+        type=click.IntRange(1),
+        default=1,
+        show_default=True,
+        help="Threads of the table condition.",
+    ),  # fmt: skip
+    click.option(
+        "--batch",
+        type=click.IntRange(1),
+        default=32,
+        show_default=True,
+        help="Batch size of the table condition.",
+    ),  # fmt: skip
+    click.option(
+        "--speed-check/--no-speed-check",
+        default=True,
+        show_default=True,
+        help="After a latency budget, time the model end to end against the original on "
+        "that runtime and drop the factorisations with the smallest gain while it is slower "
+        "or short of its target.",
+    ),
+    click.option(
+        "--max-checks",
+        type=click.IntRange(1),
+        default=4,
+        show_default=True,
+        help="End-to-end measurements the back-off may make.",
+    ),
+)
+
+
+def latency_fraction(speedup: float | None, latency: float | None) -> float | None:
+    """The latency fraction kept from --target-speedup S (1/S) or --target-latency F."""
+    if speedup is not None and latency is not None:
+        raise LowrankEdgeError("choose --target-speedup or --target-latency, not both")
+    return 1.0 / speedup if speedup is not None else latency
+
+
+def latency_target_from(params: Mapping[str, Any]):
+    """The LatencyTarget that `latency_options` describe (None without --latency-table)."""
+    from lowrank_edge.latency.target import LatencyTarget
+
+    if params.get("latency_table") is None:
+        return None
+    return LatencyTarget(
+        Path(params["latency_table"]), params["backend"], params["threads"], params["batch"]
+    )
+
 
 energies_option = click.option(
     "--energies",
@@ -443,6 +541,10 @@ def compress_options_from(
         break_even=not params["no_break_even"],
         include=tuple(params["include"] or ()),
         exclude=tuple(params["exclude"] or ()),
+        target_latency=latency_fraction(params.get("target_speedup"), params.get("target_latency")),
+        latency=latency_target_from(params),
+        speed_check=params.get("speed_check", True),
+        max_checks=params.get("max_checks", 4),
     )
 
 

@@ -14,6 +14,8 @@ from lowrank_edge.cli.options import (
     dataset_option,
     energy_option,
     factoriser_options,
+    latency_options,
+    latency_target_option,
     overwrite_option,
     seed_option,
     target_option,
@@ -46,9 +48,38 @@ def plan_table(rows, totals: dict) -> str:
     return "\n".join(lines)
 
 
+def latency_lines(analysis, plan, target) -> str:
+    """The table's prediction for the plan and the headroom, e.g. 'can gain at most 1.9x'."""
+    from lowrank_edge.errors import LowrankEdgeError
+    from lowrank_edge.latency.hardware_cost import headroom
+    from lowrank_edge.latency.target import predict_latency
+
+    table, condition = target.load(), target.condition
+    limit = headroom(table, analysis, condition.backend, condition.threads, condition.batch)
+    fixed = "unknown (no whole-model entry)" if limit.fixed_ms is None else f"{limit.fixed_ms:.3f}"
+    try:
+        prediction = predict_latency(table, analysis, plan, condition)
+        predicted = (
+            f"predicted {prediction.dense_ms:.3f} -> {prediction.planned_ms:.3f} ms, "
+            f"{prediction.speedup:.2f}x"
+        )
+    except LowrankEdgeError as error:  # e.g. a MAC budget chose a rank the table lacks
+        predicted = f"no prediction for this plan ({error})"
+    return "\n".join(
+        [
+            f"latency on {condition} ({table.where()}): {predicted}; fixed part {fixed} ms",
+            f"headroom: this model on this runtime can gain at most {limit.speedup:.2f}x "
+            f"(every factorable layer at its cheapest measured option, {limit.best_ms:.3f} ms)",
+            "(a dry run: `compress` also measures the model end to end and backs off if slower)",
+        ]
+    )
+
+
 @click.command()
 @click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
 @target_option
+@latency_target_option
+@latency_options
 @energy_option
 @compression_options
 @factoriser_options
@@ -102,6 +133,8 @@ def ranks(
     )
     rows = plan_rows(analysis, plan)
     click.echo(plan_table(rows, plan_totals(analysis, rows)))
+    if options.latency is not None:
+        click.echo(latency_lines(analysis, plan, options.latency))
     if plot is not None:
         from lowrank_edge.pipeline.plots import rank_curves
 

@@ -18,6 +18,7 @@ FACTORISED = "factorised"
 KEPT_BREAK_EVEN = "kept: break-even"
 KEPT_EXCLUDED = "kept: excluded by pattern"
 KEPT_BY_BUDGET = "kept: dense within the budget"
+KEPT_BACKED_OFF = "kept: backed off after measuring"
 
 
 def kept_unsupported(reason: str) -> str:

@@ -14,13 +14,13 @@ Call the steps yourself to swap one; `compress_model` runs them for the common c
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 
-from lowrank_edge.compress.allocate import BUDGETS, allocate_ranks, check_fraction
+from lowrank_edge.compress.allocate import BUDGETS, CostFn, allocate_ranks, check_fraction
 from lowrank_edge.compress.analyse import ModelAnalysis, analyse_model
 from lowrank_edge.compress.apply import apply_plan
 from lowrank_edge.compress.batchnorm_stats import recalibrate_batchnorm
@@ -50,6 +50,25 @@ class Budget:
         check_fraction(self.fraction, self.kind)
 
 
+@dataclass(frozen=True)
+class CostBudget:
+    """Keep at most `fraction` of the model's cost under a cost model of your own (latency).
+
+    `cost_for(analysis)` gives (cost of a layer at a rank, cost of everything the allocation
+    cannot change); a rank that costs math.inf is not offered. `name` labels the budget.
+    """
+
+    name: str
+    fraction: float
+    cost_for: Callable[[ModelAnalysis], tuple[CostFn, float]]
+
+    def __post_init__(self) -> None:
+        check_fraction(self.fraction, self.name)
+
+
+PlanReview = Callable[[ModelAnalysis, RankPlan], RankPlan]
+
+
 def _check_data_options(factoriser: str, calibration, bn_recalibrate: bool) -> None:
     if factoriser not in FACTORISERS:
         raise CompressionError(f"factoriser must be one of {FACTORISERS}, got {factoriser!r}")
@@ -64,7 +83,7 @@ def _check_data_options(factoriser: str, calibration, bn_recalibrate: bool) -> N
 
 def plan_compression(
     model: keras.Model,
-    policy: RankPolicy | Budget,
+    policy: RankPolicy | Budget | CostBudget,
     *,
     rounding: int | None = None,
     break_even: bool = True,
@@ -85,13 +104,16 @@ def plan_compression(
     analysis = analyse_model(model, include, exclude)
     if factoriser == "whitened":
         analysis = whitened_analysis(analysis, calibration, damping)
-    if isinstance(policy, Budget):
+    if isinstance(policy, Budget | CostBudget):
         errors = None
         if evaluation is not None:
             errors = accuracy_drop_curves(analysis, *evaluation, calibration, damping=damping)
-        plan = allocate_ranks(
-            analysis, policy.fraction, budget=policy.kind, rounding=rounding, errors=errors
-        )
+        if isinstance(policy, Budget):
+            budget = {"budget": policy.kind}
+        else:
+            cost, fixed = policy.cost_for(analysis)
+            budget = {"budget": policy.name, "cost": cost, "fixed_cost": fixed}
+        plan = allocate_ranks(analysis, policy.fraction, rounding=rounding, errors=errors, **budget)
         plan.settings["sensitivity"] = "none" if evaluation is None else "eval"
     else:
         plan = choose_ranks(analysis, policy, rounding=rounding, break_even=break_even)
@@ -100,7 +122,7 @@ def plan_compression(
 
 def compress_model(
     model: keras.Model,
-    policy: RankPolicy | Budget,
+    policy: RankPolicy | Budget | CostBudget,
     *,
     rounding: int | None = None,
     break_even: bool = True,
@@ -114,6 +136,7 @@ def compress_model(
     refit_dense: bool = True,
     intercept: bool = False,
     evaluation: tuple[np.ndarray, np.ndarray] | None = None,
+    review: PlanReview | None = None,
 ) -> CompressionResult:
     """Factorise the Conv2D/Dense layers of a Sequential/Functional model; return a new model.
 
@@ -122,7 +145,8 @@ def compress_model(
     where r*(m+n) >= m*n stays dense. `include`/`exclude` are fnmatch patterns on layer
     paths/names. `factoriser="whitened"` needs `calibration` images (from the training split):
     ranks are chosen on output spectra and factors are fitted to the original outputs, layer
-    by layer with `sequential`. The input model is not modified.
+    by layer with `sequential`. `review(analysis, plan)` may change the plan before any
+    factor is fitted (the latency back-off measures it there). The input model is not modified.
     """
     _check_data_options(factoriser, calibration, bn_recalibrate)
     start = time.perf_counter()
@@ -138,6 +162,8 @@ def compress_model(
         damping=damping,
         evaluation=evaluation,
     )
+    if review is not None:
+        plan = review(analysis, plan)
     chosen = time.perf_counter()
     whitened = factoriser == "whitened"
     fitted = None

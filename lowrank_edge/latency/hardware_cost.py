@@ -16,6 +16,7 @@ from lowrank_edge.compress.allocate import CostFn, allocate_ranks, layer_options
 from lowrank_edge.compress.analyse import ModelAnalysis
 from lowrank_edge.compress.choose import RankPlan
 from lowrank_edge.compress.spectrum import LayerSpectrum
+from lowrank_edge.compress.steps import CostBudget
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.latency.layer_signature import signature_keys
 from lowrank_edge.runtime.kit_manifest import model_entry_key
@@ -128,6 +129,22 @@ def headroom(
     return Headroom(condition, tuple(layers), fixed)
 
 
+def latency_budget(table: LatencyTable, fraction: float, condition: Condition) -> CostBudget:
+    """Keep at most `fraction` of the all-dense predicted latency under `condition`.
+
+    The fixed part (layers the allocation cannot change) is the whole-model entry's share
+    when the table has it, else 0: the budget then covers the factorable layers alone.
+    """
+
+    def cost_for(analysis: ModelAnalysis) -> tuple[CostFn, float]:
+        keys = signature_keys(analysis)
+        cost = latency_cost(table, condition.backend, condition.threads, condition.batch,
+                            signatures=keys)  # fmt: skip
+        return cost, fixed_latency(table, analysis.model.name, keys, condition) or 0.0
+
+    return CostBudget("latency", fraction, cost_for)
+
+
 def allocate_for_latency(
     analysis: ModelAnalysis,
     table: LatencyTable,
@@ -139,14 +156,10 @@ def allocate_for_latency(
     rounding: int | None = None,
     weights: Mapping[str, float] | None = None,
 ) -> RankPlan:
-    """Ranks so the estimated p50 is at most `fraction` of the all-dense estimate.
-
-    The fixed part (layers the allocation cannot change) is the whole-model entry's share
-    when the table has it, else 0: the budget then covers the factorable layers alone.
-    """
-    keys = signature_keys(analysis)
-    cost = latency_cost(table, backend, threads, batch, signatures=keys)
-    fixed = fixed_latency(table, analysis.model.name, keys, Condition(backend, threads, batch))
+    """Ranks so the estimated p50 is at most `fraction` of the all-dense estimate."""
+    cost, fixed = latency_budget(table, fraction, Condition(backend, threads, batch)).cost_for(
+        analysis
+    )
     return allocate_ranks(
         analysis,
         fraction,
@@ -154,5 +167,5 @@ def allocate_for_latency(
         rounding=rounding,
         weights=weights,
         cost=cost,
-        fixed_cost=fixed or 0.0,
+        fixed_cost=fixed,
     )

@@ -93,6 +93,60 @@ def layer_rank_cell(layer: dict) -> str:
     return "–"
 
 
+def _speedup(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}x"
+
+
+def latency_section(summary: dict) -> str:
+    """Latency budgets: target, headroom, predicted vs measured speedup and the back-off."""
+    rows, checks = [], []
+    for m in summary["models"]:
+        latency = (m.get("compression") or {}).get("latency")
+        if not latency:
+            continue
+        c = latency["condition"]
+        back_off = latency.get("back_off") or {}
+        rows.append(
+            [
+                m["name"],
+                f"{c['backend']}, {c['threads']} thread(s), batch {c['batch']}",
+                _speedup(latency.get("target_speedup")),
+                _speedup(latency.get("headroom_speedup")),
+                _speedup(latency.get("predicted_speedup")),
+                _speedup(latency.get("measured_speedup")),
+                back_off.get("verdict", "not measured (--no-speed-check)"),
+            ]
+        )
+        for index, check in enumerate(back_off.get("checks", [])):
+            checks.append(
+                [
+                    m["name"],
+                    str(index + 1) + (" (chosen)" if index == back_off.get("chosen") else ""),
+                    str(len(check["ranks"])),
+                    check["dropped"] or "–",
+                    _speedup(check["predicted_speedup"]),
+                    f"{check['measured_speedup']:.2f}x "
+                    f"({check['measured_q1']:.2f}–{check['measured_q3']:.2f})",
+                ]
+            )
+    if not rows:
+        return ""
+    header = ["Model", "Target runtime", "Target", "Headroom", "Predicted", "Measured", "Verdict"]
+    parts = [
+        "## Latency on the target runtime",
+        markdown_table(header, rows),
+        "Headroom: the predicted speedup if every factorable layer ran at its cheapest measured "
+        "option, the most low-rank can give on that runtime. Predicted: from the latency table. "
+        "Measured: the chosen plan's model against the original, end to end, median of "
+        "interleaved per-round ratios (q1–q3), with plain-SVD weights (latency depends on the "
+        "shapes only).",
+    ]
+    if checks:
+        check_header = ["Model", "Check", "Layers factorised", "Dropped", "Predicted", "Measured"]
+        parts += ["### Back-off checks", markdown_table(check_header, checks)]
+    return "\n\n".join(parts)
+
+
 def write_markdown_report(summary: dict, path: Path) -> Path:
     """Write the pipeline report (summary, models, ranks) to `path` atomically."""
     data = summary["dataset"]
@@ -104,6 +158,7 @@ def write_markdown_report(summary: dict, path: Path) -> Path:
         summary_table(summary),
         "## Models",
         models_table(summary),
+        latency_section(summary),
         "## Rank kept per layer",
         rank_table(summary),
         *[
@@ -115,7 +170,7 @@ def write_markdown_report(summary: dict, path: Path) -> Path:
         "MACs count the multiply-accumulates of Conv2D/Dense kernels (see `lowrank_edge/cost.py`);"
         " theoretical speedup = MACs(original) / MACs(compressed).",
     ]
-    return write_text_atomic(path, "\n\n".join(parts) + "\n")
+    return write_text_atomic(path, "\n\n".join(p for p in parts if p) + "\n")
 
 
 def layer_report_table(layers: list[dict]) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from lowrank_edge.data.dataset import Dataset
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.fileio import check_can_write, write_json_atomic
+from lowrank_edge.latency.target import LATENCY_TABLE_NEEDED, LatencyTarget
 from lowrank_edge.logs import Log
 from lowrank_edge.model.resnet import ResNetConfig
 from lowrank_edge.model.saving import load_model, save_model, sidecar_path
@@ -32,7 +33,8 @@ class CompressOptions:
     """How ranks are chosen, how factors are fitted and which layers are touched.
 
     Exactly one of energy / rank / fraction (per-layer policies) and target_macs /
-    target_params (a budget over all layers) is set.
+    target_params / target_latency (a budget over all layers) is set; target_latency needs
+    `latency`, whose table is read when the budget is allocated.
     """
 
     energy: float | None = None
@@ -40,6 +42,10 @@ class CompressOptions:
     fraction: float | None = None
     target_macs: float | None = None  # keep at most this fraction of the model's MACs
     target_params: float | None = None  # ... or of its parameters
+    target_latency: float | None = None  # ... or of its latency predicted by `latency`'s table
+    latency: LatencyTarget | None = None  # the table and condition a latency budget uses
+    speed_check: bool = True  # after a latency budget: measure end to end, back off if slower
+    max_checks: int = 4  # end-to-end measurements the back-off may make
     measure: str = "squared"  # energy as sum of sigma^2 ("squared") or of sigma ("abs")
     round_to: int | None = None  # round ranks up to a multiple (never above full rank)
     break_even: bool = True  # keep a layer dense when factorising saves nothing
@@ -58,11 +64,18 @@ class CompressOptions:
         """The rank policy or budget these options describe."""
         from lowrank_edge.compress import Budget, EnergyPolicy, FixedRankPolicy, FractionPolicy
 
-        values = (self.energy, self.rank, self.fraction, self.target_macs, self.target_params)
+        values = (
+            self.energy,
+            self.rank,
+            self.fraction,
+            self.target_macs,
+            self.target_params,
+            self.target_latency,
+        )
         if sum(v is not None for v in values) != 1:
             raise LowrankEdgeError(
-                "choose exactly one of --energy, --rank, --rank-fraction, --target-macs and "
-                "--target-params"
+                "choose exactly one of --energy, --rank, --rank-fraction, --target-macs, "
+                "--target-params and --target-speedup/--target-latency"
             )
         if self.energy is not None:
             return EnergyPolicy(self.energy, measure=self.measure)
@@ -72,7 +85,11 @@ class CompressOptions:
             return FractionPolicy(self.fraction)
         if self.target_macs is not None:
             return Budget("macs", self.target_macs)
-        return Budget("params", self.target_params)
+        if self.target_params is not None:
+            return Budget("params", self.target_params)
+        if self.latency is None:
+            raise LowrankEdgeError(LATENCY_TABLE_NEEDED)
+        return self.latency.budget(self.target_latency)
 
     def plan_kwargs(self) -> dict:
         """The keyword arguments of `plan_compression` / `compress_model` set here."""
@@ -105,7 +122,7 @@ class CompressOptions:
         return calibration, evaluation
 
     def label(self) -> str:
-        """Short model name for these options: e75, r16, f0.25, m0.33, p0.2."""
+        """Short model name for these options: e75, r16, f0.25, m0.33, p0.2, l0.5 (latency)."""
         if self.energy is not None:
             return f"e{self.energy * 100:g}"
         if self.rank is not None:
@@ -114,7 +131,9 @@ class CompressOptions:
             return f"f{self.fraction:g}"
         if self.target_macs is not None:
             return f"m{self.target_macs:g}"
-        return f"p{self.target_params:g}"
+        if self.target_params is not None:
+            return f"p{self.target_params:g}"
+        return f"l{self.target_latency:g}"
 
 
 @dataclass
@@ -141,20 +160,28 @@ def compress_and_finetune(
     the training split only.
     """
     from lowrank_edge.compress import compress_model
+    from lowrank_edge.latency.check import LatencyCheck
 
     calibration, evaluation = options.planning_data(data)
+    check = None
+    if options.target_latency is not None:
+        check = LatencyCheck(options.latency, options.target_latency, options.speed_check,
+                             options.max_checks, log)  # fmt: skip
     result = compress_model(
         model,
-        options.policy(),
+        check.budget() if check else options.policy(),
         calibration=calibration,
         evaluation=evaluation,
         sequential=options.sequential,
         refit_dense=options.refit_dense,
         bn_recalibrate=options.bn_recalibrate,
+        review=check.review if check else None,
         **options.plan_kwargs(),
     )
     compression = result.to_dict()
-    compression["options"] = asdict(options)
+    compression["options"] = _options_record(options)
+    if check is not None:
+        compression["latency"] = check.record()
     out = CompressedModel(model=result.model, compression=compression)
     log(_compression_summary(compression))
     if data is not None:
@@ -174,6 +201,13 @@ def compress_and_finetune(
         else:
             out.accuracy = out.accuracy_before_finetune
     return out
+
+
+def _options_record(options: CompressOptions) -> dict:
+    record = asdict(options)
+    if options.latency is not None:
+        record["latency"] = {**record["latency"], "table": str(options.latency.table)}
+    return record
 
 
 def _compression_summary(compression: dict) -> str:
@@ -198,6 +232,7 @@ class PipelineConfig:
     energies: tuple[float, ...] = ()  # uniform energy thresholds (the seed's 0.5,0.75,0.9)
     target_macs: tuple[float, ...] = (0.5, 0.33, 0.2)  # budgets: fractions of MACs kept
     target_params: tuple[float, ...] = ()  # budgets: fractions of parameters kept
+    target_latency: tuple[float, ...] = ()  # budgets: fractions of predicted latency kept
     base: Path | None = None
     model: ResNetConfig = ResNetConfig()
     train: FitConfig = FitConfig(epochs=6, learning_rate=2e-3, augment=True, balance_classes=True)
@@ -222,22 +257,39 @@ class PipelineConfig:
         Either one fixed-rank setting (`compress.rank` or `compress.fraction`), or one per
         energy, then one per MAC budget, then one per parameter budget.
         """
-        none = dict(energy=None, rank=None, fraction=None, target_macs=None, target_params=None)
+        none = dict(
+            energy=None,
+            rank=None,
+            fraction=None,
+            target_macs=None,
+            target_params=None,
+            target_latency=None,
+        )
         if self.compress.rank is not None or self.compress.fraction is not None:
-            if self.energies or self.target_macs or self.target_params:
+            if self.energies or self.target_macs or self.target_params or self.target_latency:
                 raise LowrankEdgeError(
                     "choose --rank or --rank-fraction alone, or any of --energies, "
                     "--target-macs and --target-params"
                 )
-            settings = [replace(self.compress, energy=None, target_macs=None, target_params=None)]
+            settings = [
+                replace(
+                    self.compress,
+                    energy=None,
+                    target_macs=None,
+                    target_params=None,
+                    target_latency=None,
+                )
+            ]
         else:
             base = replace(self.compress, **none)
             settings = [replace(base, energy=e) for e in self.energies]
             settings += [replace(base, target_macs=f) for f in self.target_macs]
             settings += [replace(base, target_params=f) for f in self.target_params]
+            settings += [replace(base, target_latency=f) for f in self.target_latency]
         if not settings:
             raise LowrankEdgeError(
-                "nothing to compress: give --energies, --target-macs or --target-params"
+                "nothing to compress: give --energies, --target-macs, --target-params or "
+                "--target-speedup"
             )
         for options in settings:
             options.policy()
@@ -269,6 +321,7 @@ def run_pipeline(
     )
 
     base_model, base_record = _base_model(config, data, out_dir, log)
+    _ensure_latency_tables(settings, base_model, log)
     records = [base_record]
     for options in settings:
         records.append(
@@ -287,6 +340,14 @@ def run_pipeline(
         if failures:
             raise LowrankEdgeError("export failed for " + "; ".join(failures))
     return records
+
+
+def _ensure_latency_tables(settings: Sequence[CompressOptions], model, log: Log) -> None:
+    """Measure the latency table of every latency budget that has none yet (a cache)."""
+    from lowrank_edge.latency.table_cache import ensure_latency_table
+
+    for target in dict.fromkeys(o.latency for o in settings if o.target_latency is not None):
+        ensure_latency_table(model, target, log)
 
 
 def _base_model(config: PipelineConfig, data: Dataset, out_dir: Path, log: Log):
@@ -395,6 +456,7 @@ def export_records(
 
 def _settings(config: PipelineConfig) -> dict:
     settings = asdict(config)
+    settings["compress"] = _options_record(config.compress)
     settings["out_dir"] = str(config.out_dir)
     settings["data_dir"] = str(config.data_dir) if config.data_dir else None
     settings["base"] = str(config.base) if config.base else None
@@ -446,3 +508,19 @@ def parse_fractions(text: str | Sequence[float], option: str = "--energies") -> 
 def parse_energies(text: str | Sequence[float]) -> tuple[float, ...]:
     """`parse_fractions` for --energies."""
     return parse_fractions(text, "--energies")
+
+
+def parse_speedups(text: str) -> tuple[float, ...]:
+    """'1.6,2' -> the latency fractions kept (0.625, 0.5); every speedup must be >= 1."""
+    try:
+        speedups = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError as error:
+        raise LowrankEdgeError(
+            f"--target-speedup: expected comma-separated numbers like 1.6,2, got {text!r}"
+        ) from error
+    bad = [s for s in speedups if not s >= 1.0 or s == float("inf")]
+    if not speedups or bad:
+        raise LowrankEdgeError(
+            f"--target-speedup: every speedup must be a number >= 1, got {text!r}"
+        )
+    return tuple(1.0 / s for s in speedups)

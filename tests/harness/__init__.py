@@ -3,4 +3,5 @@
 - `harness.data`: small datasets made in memory and written in the real file formats.
 - `harness.models`: tiny Keras models, including residual models with exactly rank-k kernels.
 - `harness.export`: export round trips and parity assertions.
+- `harness.latency`: latency tables made in memory, and the tiny kit model.
 """
