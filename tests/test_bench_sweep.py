@@ -135,7 +135,19 @@ def test_sweep_writes_csv_report_plots_and_layer_profile(full_sweep):
     }
     factorised = [r for r in rows if r["factorised"]]
     assert factorised and all(r["baseline_us"] > 0 and r["model_us"] > 0 for r in factorised)
-    assert "stem_conv" in " ".join(r["layer"] for r in factorised)
+    assert "stem_conv" in {r["layer"] for r in factorised}
+    assert not any("+" in r["layer"] for r in rows)  # one original layer per row
+    p50_us = {
+        (r["model"], r["batch"]): 1000 * r["latency"]["p50_ms"]
+        for r in read_results(out)
+        if r["backend"] == "onnxruntime"
+    }
+    for batch in (1, 3):  # calibrated rows add up to the p50 the sweep timed
+        group = [r for r in rows if r["batch"] == batch]
+        for side, label in (("baseline", "base"), ("model", "e50")):
+            total = sum(r[f"{side}_calibrated_us"] for r in group)
+            assert total == pytest.approx(p50_us[(label, batch)], rel=1e-9)
+    assert "calibrated speedup" in report and "Timed p50:" in report
 
 
 def test_failures_are_recorded_and_the_sweep_goes_on(exported, tmp_path):
@@ -274,7 +286,8 @@ def test_bench_runs_without_tensorflow(exported, tmp_path):
         "    importlib.import_module(f'lowrank_edge.benchmark.{info.name}')\n"
         "from lowrank_edge.cli import main\n"
         "main(sys.argv[1:], standalone_mode=False)\n"
-        "leaked = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n"
+        "blocked = ('tensorflow', 'keras', 'onnx')  # onnx: not in the bench extra either\n"
+        "leaked = [m for m in sys.modules if m.split('.')[0] in blocked]\n"
         "assert not leaked, leaked\n"
     )
     args = ["bench", str(exported["base"]), str(exported["e50"]), "--backends",
@@ -294,6 +307,7 @@ def test_bench_runs_without_tensorflow(exported, tmp_path):
         assert keras["status"] == "failed"
         assert "the keras backend needs tensorflow and keras" in keras["error"]
         assert "lowrank-edge[train]" in keras["error"]
+    assert any(r["factorised"] for r in read_jsonl(out / "profile.jsonl"))  # profiled TF-free
     report = (out / "report.md").read_text()
     assert "## keras\n\nNo configuration ran (see Failures)." in report
     assert "## Failures" in report

@@ -28,12 +28,12 @@ from lowrank_edge.benchmark.backends.runtimes import (
     parse_backends,
     runtime_opener,
 )
+from lowrank_edge.benchmark.onnx_graph import OnnxGraph, read_onnx_graph
 from lowrank_edge.benchmark.profiling import (
-    TraceProfile,
+    LayerTimes,
     compare_layers,
-    fused_aliases,
+    layer_times,
     parse_ort_trace,
-    trace_profile,
 )
 from lowrank_edge.benchmark.reporting.progress import Progress
 from lowrank_edge.benchmark.results.provenance import git_state
@@ -47,8 +47,10 @@ from lowrank_edge.benchmark.timing.interleave import (
     describe_error,
     measure_interleaved,
 )
+from lowrank_edge.benchmark.timing.stats import LatencyStats
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.fileio import check_can_write
+from lowrank_edge.runtime.manifest import read_artifact
 
 
 @dataclass(frozen=True)
@@ -272,10 +274,15 @@ class _Sweep:
 
     # -- profiling ----------------------------------------------------------------------------
     def profile_group(self, context: GroupContext, artifacts, inputs, measurements) -> None:
-        """Profile each timed model again with ORT's profiler; compare layers with the baseline."""
+        """Profile each timed model again with ORT's profiler; compare layers with the baseline.
+
+        Kernel times are attributed to layers through each artifact's own ONNX graph and
+        calibrated against the p50 the same group just timed without the profiler.
+        """
         folder = self.out_dir / "profiles"
         folder.mkdir(parents=True, exist_ok=True)
-        traces: dict[int, TraceProfile] = {}
+        times: dict[int, LayerTimes] = {}
+        p50_us: dict[int, float] = {}
         budget = self.config.policy.per_round()
         for index, measurement in enumerate(measurements):
             if not measurement.ok:
@@ -290,23 +297,31 @@ class _Sweep:
                 / f"{_safe(model.label)}-{context.variant}-t{context.threads}-b{context.batch}"
             )
             try:
+                artifact = model.manifest.artifact(artifacts[index])
+                graph = read_onnx_graph(
+                    read_artifact(model.manifest, artifact), f"artifact '{artifact.id}'"
+                )
                 opener = runtime_opener(
-                    model, model.manifest.artifact(artifacts[index]), context.threads,
-                    inputs[index], self.config.options, profile_prefix=str(prefix),
+                    model, artifact, context.threads, inputs[index], self.config.options,
+                    profile_prefix=str(prefix),
                 )  # fmt: skip
-                traces[index] = _profile_once(opener, budget)
+                times[index] = _profile_once(opener, budget, graph)
+                stats = LatencyStats.from_ns(measurement.pooled_ns(), context.batch)
+                p50_us[index] = stats.p50_ms * 1000.0
             except Exception as error:  # a profile that fails is noted, timing results stand
                 self.progress.note(
                     f"warning: profiling {model.label} failed: {describe_error(error)}"
                 )
-        if self.baseline not in traces:
+        if self.baseline not in times:
             return
-        aliases = [pair for trace in traces.values() for pair in fused_aliases(trace)]
         base = self.models[self.baseline]
-        for index, trace in traces.items():
+        for index, model_times in times.items():
             if index == self.baseline:
                 continue
-            for row in compare_layers(traces[self.baseline], trace, aliases):
+            rows = compare_layers(
+                times[self.baseline], model_times, p50_us[self.baseline], p50_us[index]
+            )
+            for row in rows:
                 self.profiles.write(
                     {
                         "device": self.run["device"],
@@ -317,7 +332,7 @@ class _Sweep:
                         "variant": context.variant,
                         "threads": context.threads,
                         "batch": context.batch,
-                        "runs": trace.runs,
+                        "runs": model_times.runs,
                         **row,
                     }
                 )
@@ -329,8 +344,8 @@ class _Sweep:
             self.profiles.close()
 
 
-def _profile_once(opener, budget: TimingPolicy) -> TraceProfile:
-    """Open a profiling ORT session, warm up, run one round's budget, parse its trace."""
+def _profile_once(opener, budget: TimingPolicy, graph: OnnxGraph) -> LayerTimes:
+    """Open a profiling ORT session, warm up, run one round's budget, attribute its trace."""
     session = opener()
     try:
         warmed = warm_up(session.run, budget)
@@ -338,7 +353,7 @@ def _profile_once(opener, budget: TimingPolicy) -> TraceProfile:
         trace_path = session.runner.end_profiling()
     finally:
         session.close()
-    return trace_profile(*parse_ort_trace(trace_path, skip_runs=warmed))
+    return layer_times(*parse_ort_trace(trace_path, skip_runs=warmed), graph)
 
 
 def _safe(label: str) -> str:

@@ -164,22 +164,80 @@ def cross_device_section(records: Sequence[dict]) -> list[str]:
     return ["## Across devices: actual speedup (p50)", "", *_table(header, rows), ""]
 
 
+PROFILE_METHOD = (
+    "Mean µs per run of each original layer in the baseline and in the model (the sum of its"
+    " factors when factorised), from ONNX Runtime's profiler. Each kernel is attributed to the"
+    " layer whose weights it uses, traced back through ORT's renaming to the exported graph;"
+    " BatchNorm, activations and residual adds that ORT fuses into a convolution are counted"
+    " with that convolution. No row holds two layers; kernels with no layer are listed as"
+    " `(unattributed)`. **Raw** figures are the profiler's own; its per-kernel overhead"
+    " penalises the model with more kernels, so raw sums need not agree with whole-model"
+    " timings. **Calibrated** figures scale each model's kernel times by (timed p50 ÷ profiled"
+    " kernel sum), so they add up to the whole-model p50 timed without the profiler; the"
+    " difference is shared in proportion to each kernel's time, which a fixed per-kernel cost"
+    " does not follow, so read small layers with care. A speedup is `n/a` when a layer has no"
+    " kernel of its own on one side (see the note). Full data, with each row's kernels:"
+    " `profile.jsonl`."
+)
+
+
+def _layer_speedup(row: dict, calibrated: bool) -> str:
+    """`n/a` unless both sides of the row have their own kernel time (never `0.00`)."""
+    keys = (
+        ("baseline_calibrated_us", "model_calibrated_us", "calibrated_speedup")
+        if calibrated
+        else ("baseline_us", "model_us", "speedup")
+    )
+    base, model, speedup = (row.get(key) for key in keys)
+    if not base or not model or speedup is None:
+        return "n/a"
+    return f"{speedup:.2f}"
+
+
+def _layer_note(row: dict) -> str:
+    if "note" in row:
+        return row["note"]
+    if not row["baseline_us"]:  # rows written before notes existed
+        return "no kernel of its own in the baseline"
+    return "no kernel of its own in the model" if not row["model_us"] else ""
+
+
+def _calibration_line(row: dict) -> str:
+    """What the profiled sums and the timed p50s were, and whether they can be compared."""
+    cal = row.get("calibration")
+    if not cal:
+        return (
+            "No timed p50 was recorded with this profile: the raw figures cannot be compared"
+            " with the whole-model timings."
+        )
+    base, model = cal["baseline_profiled_us"], cal["model_profiled_us"]
+    profiled = f"{base / model:.2f}x" if base and model else "n/a"
+    line = (
+        f"Profiled kernel sums per run: baseline {base:.1f} µs, model {model:.1f} µs ({profiled})."
+    )
+    if cal["baseline_scale"] is None or cal["model_scale"] is None:
+        return line + " No timed p50 for one of the models: calibrated figures are n/a."
+    timed_base, timed_model = cal["baseline_timed_p50_us"], cal["model_timed_p50_us"]
+    return line + (
+        f" Timed p50: baseline {timed_base:.1f} µs, model {timed_model:.1f} µs"
+        f" ({timed_base / timed_model:.2f}x). Calibration scales: baseline"
+        f" x{cal['baseline_scale']:.3f}, model x{cal['model_scale']:.3f}."
+    )
+
+
 def profile_section(rows: Sequence[dict]) -> list[str]:
     """Per-layer ONNX Runtime times: each original layer in the baseline vs its factors."""
     if not rows:
         return []
-    lines = [
-        "## Per-layer view (ONNX Runtime profiler)",
-        "",
-        "Mean µs per run of each original layer in the baseline and in the model (the sum of its"
-        " factors when factorised). Layers joined with `+` share fused kernels. Full data:"
-        " `profile.jsonl`.",
-        "",
-    ]
+    lines = ["## Per-layer view (ONNX Runtime profiler)", "", PROFILE_METHOD, ""]
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         key = (row.get("device", "?"), row["model"], row["variant"], row["threads"], row["batch"])
         groups.setdefault(key, []).append(row)
+    header = (
+        "layer", "baseline µs", "model µs", "speedup", "calibrated baseline µs",
+        "calibrated model µs", "calibrated speedup", "factorised", "note",
+    )  # fmt: skip
     for (device, model, variant, threads, batch), layer_rows in groups.items():
         top = sorted(layer_rows, key=lambda r: -max(r["baseline_us"], r["model_us"]))
         table = [
@@ -187,8 +245,12 @@ def profile_section(rows: Sequence[dict]) -> list[str]:
                 r["layer"],
                 _num(r["baseline_us"], 1),
                 _num(r["model_us"], 1),
-                _num(r.get("speedup"), 2),
+                _layer_speedup(r, calibrated=False),
+                _num(r.get("baseline_calibrated_us"), 1),
+                _num(r.get("model_calibrated_us"), 1),
+                _layer_speedup(r, calibrated=True),
                 "yes" if r["factorised"] else "",
+                _layer_note(r),
             )  # fmt: skip
             for r in top[:PROFILE_TOP_LAYERS]
         ]
@@ -196,9 +258,13 @@ def profile_section(rows: Sequence[dict]) -> list[str]:
             f"### {model} vs {layer_rows[0]['baseline']} ({device}, {variant}, threads {threads},"
             f" batch {batch})",
             "",
-            *_table(("layer", "baseline µs", "model µs", "speedup", "factorised"), table),
+            _calibration_line(layer_rows[0]),
+            "",
+            *_table(header, table),
             "",
         ]
+        if len(top) > PROFILE_TOP_LAYERS:
+            lines += [f"{len(top) - PROFILE_TOP_LAYERS} smaller row(s) in `profile.jsonl`.", ""]
     return lines
 
 
