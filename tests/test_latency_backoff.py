@@ -22,7 +22,7 @@ from lowrank_edge.compress.analyse import analyse_model
 from lowrank_edge.compress.choose import plan_from_ranks
 from lowrank_edge.compress.result import FACTORISED, KEPT_BACKED_OFF
 from lowrank_edge.errors import LowrankEdgeError
-from lowrank_edge.latency.back_off import SpeedCheck, back_off
+from lowrank_edge.latency.back_off import SpeedCheck, back_off, relax
 from lowrank_edge.latency.kit import build_kit_from_model
 from lowrank_edge.latency.speed_check import plan_measurer
 from lowrank_edge.latency.table_cache import ensure_latency_table
@@ -263,3 +263,39 @@ def test_the_report_shows_target_headroom_prediction_and_measurement():
     assert "| l0.625 | onnxruntime, 1 thread(s), batch 32 | 1.60x | 1.90x | 1.62x | 1.41x |" in text
     assert "| l0.625 | 2 (chosen) | 1 | a | 1.30x | 1.41x (1.38–1.44) |" in text
     assert latency_section({"models": summary["models"][:1]}) == ""
+
+
+# --- giving compression back when a plan beat its target -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "first, looser, expect_call, chosen",
+    [
+        (1.72, 1.62, True, 1),  # well above target: re-allocated, the looser plan still meets it
+        (1.72, 1.55, True, 0),  # the looser plan falls short: the first plan is kept
+        (1.62, None, False, 0),  # within the margin: nothing to give back
+    ],
+)
+def test_a_plan_well_above_its_target_is_reallocated_more_loosely(first, looser, expect_call,
+                                                                  chosen):  # fmt: skip
+    plan, full = three_layer_plan()
+    loose_plan = plan_from_ranks(analyse_model(tiny_model()), {"fc": 8, "logits": 4}, {})
+    calls = []
+
+    def measure(candidate):
+        value = first if candidate.ranks == plan.ranks else looser
+        return SpeedCheck(candidate.ranks, value, value, value, predicted=1.61)
+
+    def reallocate(fraction):
+        calls.append(fraction)
+        return loose_plan
+
+    kept, record = back_off(plan, {}, measure, full, target=1.6)
+    kept, record = relax(kept, record, 0.625, reallocate, measure)
+    assert bool(calls) == expect_call
+    if expect_call:
+        assert calls[0] == pytest.approx(first / (1.61 * 1.6))  # calibrated on the measurement
+        assert record.checks[-1].note.startswith("re-allocated at latency")
+    assert record.chosen == chosen
+    assert kept.ranks == (loose_plan.ranks if chosen == 1 else plan.ranks)
+    assert record.checks[record.chosen].measured >= 1.6

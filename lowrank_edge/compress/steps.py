@@ -65,6 +65,9 @@ class CostBudget:
     def __post_init__(self) -> None:
         check_fraction(self.fraction, self.name)
 
+    def __str__(self) -> str:
+        return f"a {self.name} budget: keep at most {self.fraction:g} of the original's"
+
 
 PlanReview = Callable[[ModelAnalysis, RankPlan], RankPlan]
 

@@ -26,6 +26,7 @@ class SpeedCheck:
     q3: float
     predicted: float | None = None
     dropped: str | None = None  # the layer made dense just before this check
+    note: str | None = None  # how this plan was made, when not by dropping a layer
 
     def to_dict(self) -> dict:
         """Plain JSON-ready fields."""
@@ -36,6 +37,7 @@ class SpeedCheck:
             "measured_q3": self.q3,
             "predicted_speedup": self.predicted,
             "dropped": self.dropped,
+            "note": self.note,
         }
 
 
@@ -117,3 +119,48 @@ def back_off(
     for path in plan.ranks:
         dense = drop_layer(dense, path, full_ranks[path])
     return dense, record
+
+
+# A plan measured this much above its target leaves room to give compression back.
+RELAX_MARGIN = 0.05
+
+
+def relaxed_fraction(fraction: float, check: SpeedCheck, target: float) -> float | None:
+    """A looser latency fraction calibrated on a measurement, or None if there is no room.
+
+    The table predicted `check.predicted` for a plan that measured `check.measured`: on this
+    runtime the table overstates the plan's latency by predicted/measured. Scaling the
+    fraction by measured / (predicted x target) aims the next allocation at `target` itself.
+    """
+    if check.predicted is None or check.measured < target * (1.0 + RELAX_MARGIN):
+        return None
+    looser = min(1.0, check.measured / (check.predicted * target))
+    return looser if looser > fraction else None
+
+
+def relax(
+    plan: RankPlan,
+    record: BackOff,
+    fraction: float,
+    reallocate: Callable[[float], RankPlan],
+    measure: Measure,
+) -> tuple[RankPlan, BackOff]:
+    """When the chosen plan beat its target by more than RELAX_MARGIN, allocate once more at
+    the calibrated looser fraction and keep that plan if it still measures at its target
+    (less compression, so less accuracy lost); otherwise keep `plan`."""
+    chosen = record.checks[record.chosen] if record.chosen is not None else None
+    looser = None if chosen is None else relaxed_fraction(fraction, chosen, record.target)
+    if looser is None:
+        return plan, record
+    candidate = reallocate(looser)
+    if candidate.ranks == plan.ranks:
+        return plan, record
+    check = replace(measure(candidate), note=f"re-allocated at latency {looser:.3f}")
+    checks = (*record.checks, check)
+    if check.measured < max(1.0, record.target):
+        return plan, replace(record, checks=checks)
+    verdict = (
+        f"meets the target after a looser allocation calibrated on the first measurement: "
+        f"measured {check.measured:.2f}x >= {max(1.0, record.target):.2f}x"
+    )
+    return candidate, BackOff(checks, len(checks) - 1, record.target, verdict)

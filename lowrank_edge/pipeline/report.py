@@ -123,7 +123,7 @@ def latency_section(summary: dict) -> str:
                     m["name"],
                     str(index + 1) + (" (chosen)" if index == back_off.get("chosen") else ""),
                     str(len(check["ranks"])),
-                    check["dropped"] or "–",
+                    check["dropped"] or check.get("note") or "–",
                     _speedup(check["predicted_speedup"]),
                     f"{check['measured_speedup']:.2f}x "
                     f"({check['measured_q1']:.2f}–{check['measured_q3']:.2f})",
@@ -142,7 +142,7 @@ def latency_section(summary: dict) -> str:
         "shapes only).",
     ]
     if checks:
-        check_header = ["Model", "Check", "Layers factorised", "Dropped", "Predicted", "Measured"]
+        check_header = ["Model", "Check", "Layers factorised", "Change", "Predicted", "Measured"]
         parts += ["### Back-off checks", markdown_table(check_header, checks)]
     return "\n\n".join(parts)
 

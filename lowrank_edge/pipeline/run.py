@@ -133,7 +133,7 @@ class CompressOptions:
             return f"m{self.target_macs:g}"
         if self.target_params is not None:
             return f"p{self.target_params:g}"
-        return f"l{self.target_latency:g}"
+        return f"l{self.target_latency:.3g}"
 
 
 @dataclass
@@ -255,33 +255,18 @@ class PipelineConfig:
         """The compression settings of the run, one per compressed model (validated).
 
         Either one fixed-rank setting (`compress.rank` or `compress.fraction`), or one per
-        energy, then one per MAC budget, then one per parameter budget.
+        energy, then one per MAC, parameter and latency budget.
         """
-        none = dict(
-            energy=None,
-            rank=None,
-            fraction=None,
-            target_macs=None,
-            target_params=None,
-            target_latency=None,
-        )
+        lists = dict(energy=None, target_macs=None, target_params=None, target_latency=None)
         if self.compress.rank is not None or self.compress.fraction is not None:
             if self.energies or self.target_macs or self.target_params or self.target_latency:
                 raise LowrankEdgeError(
                     "choose --rank or --rank-fraction alone, or any of --energies, "
-                    "--target-macs and --target-params"
+                    "--target-macs, --target-params and --target-speedup"
                 )
-            settings = [
-                replace(
-                    self.compress,
-                    energy=None,
-                    target_macs=None,
-                    target_params=None,
-                    target_latency=None,
-                )
-            ]
+            settings = [replace(self.compress, **lists)]
         else:
-            base = replace(self.compress, **none)
+            base = replace(self.compress, rank=None, fraction=None, **lists)
             settings = [replace(base, energy=e) for e in self.energies]
             settings += [replace(base, target_macs=f) for f in self.target_macs]
             settings += [replace(base, target_params=f) for f in self.target_params]
