@@ -37,7 +37,12 @@ from lowrank_edge.benchmark.profiling import (
 )
 from lowrank_edge.benchmark.reporting.progress import Progress
 from lowrank_edge.benchmark.results.provenance import git_state
-from lowrank_edge.benchmark.results.records import GroupContext, build_records, failure_record
+from lowrank_edge.benchmark.results.records import (
+    GroupContext,
+    build_records,
+    failure_record,
+    spread_warning,
+)
 from lowrank_edge.benchmark.results.storage import PROFILE_NAME, RESULTS_NAME, JsonlWriter
 from lowrank_edge.benchmark.suite import BenchModel, baseline_index, load_models
 from lowrank_edge.benchmark.system import available_cpus, pin_cpus, system_facts
@@ -172,6 +177,9 @@ class _Sweep:
                 self.outcome.ok += 1
             else:
                 self.outcome.failed += 1
+            noisy = spread_warning(record)
+            if noisy is not None:
+                self.progress.note(f"warning: {noisy}")
 
     def context(self, backend: str, variant: str, threads: int, batch: int) -> GroupContext:
         return GroupContext(backend, variant, threads, batch, self.run, _thread_warnings(threads))
