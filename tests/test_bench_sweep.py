@@ -62,6 +62,9 @@ def test_sweep_times_every_backend_with_finite_efficiency(full_sweep):
         assert latency["runs"] >= FAST_POLICY.min_runs
         assert latency["min_ms"] <= latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
         assert record["system"]["cpu_model"] and record["cpus"]
+        if record["backend"] == "keras":  # what TF was set to, as the worker reported it
+            assert record["keras_worker"]["intra_op_threads"] == record["threads"]
+            assert record["keras_worker"]["inter_op_threads"] == 1
         if record["model"] == "base":
             assert record["is_baseline"] and record["actual_speedup"] == 1.0
             continue

@@ -12,7 +12,7 @@ import datetime
 import os
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -246,6 +246,7 @@ class _Sweep:
             group = f"keras {variant} threads={threads} batch={batch}"
             self._step_callback(group)(index, repeat, rnd)
 
+        setup: dict = {}
         by_batch = run_keras_worker(
             models,
             threads,
@@ -254,6 +255,7 @@ class _Sweep:
             self.config.seed,
             on_step,
             timeout_s=self.config.keras_timeout_s,
+            on_setup=setup.update,
         )
         for batch in self.config.batches:
             measurements = by_batch[batch]
@@ -261,6 +263,8 @@ class _Sweep:
                 if prepared.error is not None:
                     measurements[index] = Measurement(error=prepared.error)
             context = self.context("keras", variant, threads, batch)
+            if setup:  # what TF was set to and where it ran, in every Keras record
+                context = replace(context, run={**context.run, "keras_worker": setup})
             sources = [
                 p.model.manifest.model.source.path if p.model.manifest else None
                 for p in self.prepared
