@@ -1,4 +1,5 @@
-"""The Keras bench worker: a time limit that cannot hang the sweep, one model alive at a time."""
+"""The Keras bench worker: a time limit that cannot hang the sweep, one model alive at a time,
+the thread settings it was asked for (pinned to one CPU at 1 thread), one trace per open."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from harness.bench import FAST_POLICY, shared_bench_models
 
 from lowrank_edge.benchmark.backends import keras_backend
 from lowrank_edge.benchmark.backends.keras_backend import default_timeout_s, run_keras_worker
-from lowrank_edge.benchmark.suite import BenchModel
+from lowrank_edge.benchmark.suite import BenchModel, load_models
+from lowrank_edge.benchmark.system import available_cpus
 from lowrank_edge.errors import LowrankEdgeError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,7 +111,14 @@ sources = [read_source(folder) for folder in {folders!r}]
 measurements = measure_interleaved(
     [tracked(i, keras_opener(source, 2, 0)) for i, source in enumerate(sources)], policy
 )
+session = keras_opener(sources[0], 2, 0)()  # traced once at open, never again when run
+traced_at_open = session.function.experimental_get_tracing_count()
+for _ in range(3):
+    session.run()
+traces = [traced_at_open, session.function.experimental_get_tracing_count()]
+session.close()
 print(json.dumps({{
+    "traces": traces,
     "order": [i for i, _ in opened],
     "alive_at_open": alive_at_open,
     "alive_after": [i for i, ref in opened if ref() is not None],
@@ -128,6 +137,25 @@ print(json.dumps({{
     assert report["order"] == [0, 1] * FAST_POLICY.rounds  # still interleaved
     assert report["alive_at_open"] == [[]] * (2 * FAST_POLICY.rounds)
     assert report["alive_after"] == []
+    assert report["traces"] == [1, 1]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_worker_applies_the_thread_settings_it_was_asked_for(exported, threads):
+    """TF reports the intra/inter-op threads asked for; at 1 thread the worker runs on one CPU."""
+    cpus = available_cpus()
+    setups = []
+    results = run_keras_worker(
+        [load_models([exported["base"]])[0]], threads, [1], FAST_POLICY, 0, on_setup=setups.append
+    )
+    assert results[1][0].ok, results[1][0].error
+    assert len(setups) == 1
+    setup = setups[0]
+    assert (setup["intra_op_threads"], setup["inter_op_threads"]) == (threads, 1)
+    if threads == 1:
+        assert setup["cpus"] == cpus[-1:]  # pinned: TF's two threads share one CPU
+    else:
+        assert setup["cpus"] == cpus  # more threads: the affinity is left as it is
 
 
 def test_worker_refuses_a_source_model_changed_since_the_export(exported, tmp_path):

@@ -14,6 +14,7 @@ from lowrank_edge.benchmark.results.records import (
     FLAG_LOW_EFFICIENCY,
     FLAG_SLOWER,
     comparison_flags,
+    spread_warning,
     theoretical_speedup,
 )
 from lowrank_edge.benchmark.timing.calls import TimingPolicy, time_calls, warm_up
@@ -207,6 +208,20 @@ def test_repeat_p50s_and_relative_spread():
     assert repeat_p50s(m) == pytest.approx([2.5, 4.0])
     assert relative_spread([2.0, 2.5, 3.0]) == pytest.approx(0.4)
     assert relative_spread([2.0]) is None
+
+
+def test_spread_warning_names_the_configuration_above_five_percent():
+    record = {
+        "status": "ok", "backend": "keras", "model": "e50", "variant": "float32",
+        "threads": 1, "batch": 32, "device": "vm-a", "repeat_spread": 0.283,
+    }  # fmt: skip
+    assert spread_warning(record) == (
+        "p50 spread over repeats 28.3% > 5%: keras e50 float32 threads=1 batch=32 on vm-a; "
+        "its latency and speedup are uncertain by about as much"
+    )
+    for quiet in (0.05, 0.032, None):  # at the limit, below it, or one repeat only
+        assert spread_warning(record | {"repeat_spread": quiet}) is None
+    assert spread_warning(record | {"status": "failed"}) is None
 
 
 def test_theoretical_speedup_and_flags():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import math
 import shutil
@@ -61,6 +62,9 @@ def test_sweep_times_every_backend_with_finite_efficiency(full_sweep):
         assert latency["runs"] >= FAST_POLICY.min_runs
         assert latency["min_ms"] <= latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
         assert record["system"]["cpu_model"] and record["cpus"]
+        if record["backend"] == "keras":  # what TF was set to, as the worker reported it
+            assert record["keras_worker"]["intra_op_threads"] == record["threads"]
+            assert record["keras_worker"]["inter_op_threads"] == 1
         if record["model"] == "base":
             assert record["is_baseline"] and record["actual_speedup"] == 1.0
             continue
@@ -115,6 +119,46 @@ def test_records_from_known_samples(exported):
     assert slow["flags"] == ["slower_than_baseline", "efficiency_below_0.5"]
     assert slow["p50_repeats_ms"] == [8.0]
     assert {r["run_id"] for r in (base, fast, slow)} == {"r"}
+
+
+def test_sweep_warns_when_the_p50_spread_over_repeats_exceeds_five_percent(
+    exported, tmp_path, monkeypatch
+):
+    """Synthetic repeats: e50's p50s 1 ms and 2 ms (67% spread) are warned about, base's 1 ms
+    and 1.02 ms (2%) are not - on the console, in the record and in the report."""
+    from lowrank_edge.benchmark import sweep
+
+    def fake_measure(openers, policy, **kwargs):
+        return [
+            Measurement([[_ms(1, 1, 1)], [_ms(1.02, 1.02, 1.02)]]),
+            Measurement([[_ms(1, 1, 1)], [_ms(2, 2, 2)]]),
+        ]
+
+    monkeypatch.setattr(sweep, "measure_interleaved", fake_measure)
+    config = SweepConfig(
+        models=(str(exported["base"]), str(exported["e50"])),
+        backends=("litert",),
+        batches=(4,),
+        policy=replace(FAST_POLICY, repeats=2),
+    )
+    console = io.StringIO()
+    out = tmp_path / "vm-a"
+    run_sweep(config, out, progress=Progress(1, stream=console, enabled=False))
+    finish_folder(out)
+    expected = (
+        "p50 spread over repeats 66.7% > 5%: litert e50 float32 threads=1 batch=4 on vm-a; "
+        "its latency and speedup are uncertain by about as much"
+    )
+    assert f"warning: {expected}\n" in console.getvalue()
+    assert "litert base" not in console.getvalue()
+    by_model = {r["model"]: r for r in read_results(out)}
+    assert expected in by_model["e50"]["warnings"]
+    assert not any("spread" in w for w in by_model["base"]["warnings"])
+    report = (out / "report.md").read_text()
+    assert (
+        "**Warning:** the p50 spread over repeats exceeds 5% in 1 of 2 configuration(s)" in report
+    )
+    assert f"- {expected}" in report.split("## Warnings", 1)[1]
 
 
 def test_sweep_writes_csv_report_plots_and_layer_profile(full_sweep):

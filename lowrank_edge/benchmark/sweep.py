@@ -12,7 +12,7 @@ import datetime
 import os
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,12 @@ from lowrank_edge.benchmark.profiling import (
 )
 from lowrank_edge.benchmark.reporting.progress import Progress
 from lowrank_edge.benchmark.results.provenance import git_state
-from lowrank_edge.benchmark.results.records import GroupContext, build_records, failure_record
+from lowrank_edge.benchmark.results.records import (
+    GroupContext,
+    build_records,
+    failure_record,
+    spread_warning,
+)
 from lowrank_edge.benchmark.results.storage import PROFILE_NAME, RESULTS_NAME, JsonlWriter
 from lowrank_edge.benchmark.suite import BenchModel, baseline_index, load_models
 from lowrank_edge.benchmark.system import available_cpus, pin_cpus, system_facts
@@ -174,6 +179,9 @@ class _Sweep:
                 self.outcome.ok += 1
             else:
                 self.outcome.failed += 1
+            noisy = spread_warning(record)
+            if noisy is not None:
+                self.progress.note(f"warning: {noisy}")
 
     def context(self, backend: str, variant: str, threads: int, batch: int) -> GroupContext:
         return GroupContext(backend, variant, threads, batch, self.run, _thread_warnings(threads))
@@ -240,6 +248,7 @@ class _Sweep:
             group = f"keras {variant} threads={threads} batch={batch}"
             self._step_callback(group)(index, repeat, rnd)
 
+        setup: dict = {}
         by_batch = run_keras_worker(
             models,
             threads,
@@ -248,6 +257,7 @@ class _Sweep:
             self.config.seed,
             on_step,
             timeout_s=self.config.keras_timeout_s,
+            on_setup=setup.update,
         )
         for batch in self.config.batches:
             measurements = by_batch[batch]
@@ -255,6 +265,8 @@ class _Sweep:
                 if prepared.error is not None:
                     measurements[index] = Measurement(error=prepared.error)
             context = self.context("keras", variant, threads, batch)
+            if setup:  # what TF was set to and where it ran, in every Keras record
+                context = replace(context, run={**context.run, "keras_worker": setup})
             sources = [
                 p.model.manifest.model.source.path if p.model.manifest else None
                 for p in self.prepared

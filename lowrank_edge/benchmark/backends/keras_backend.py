@@ -26,6 +26,7 @@ WORKER_MODULE = "lowrank_edge.benchmark.backends.keras_worker"
 STARTUP_ALLOWANCE_S = 120.0  # start Python, import TensorFlow and Keras
 OPEN_ALLOWANCE_S = 30.0  # load one .keras and trace its call, once per model per round
 BatchStep = Callable[[int, int, int, int], None]  # (batch, model index, repeat, round)
+Setup = Callable[[dict], None]  # the worker's thread settings: intra/inter-op threads, CPUs
 
 
 def default_timeout_s(policy: TimingPolicy, models: int, batches: int) -> float:
@@ -71,10 +72,13 @@ def run_keras_worker(
     seed: int,
     on_step: BatchStep | None = None,
     timeout_s: float | None = None,
+    on_setup: Setup | None = None,
 ) -> dict[int, list[Measurement]]:
     """Time `models` (None: skip) at every batch in a worker process sized to `threads`.
 
-    `timeout_s` (default: `default_timeout_s`) bounds the whole worker. Never raises for a
+    `timeout_s` (default: `default_timeout_s`) bounds the whole worker. `on_setup` receives
+    the thread settings TF reports once the worker has set them (`intra_op_threads`,
+    `inter_op_threads`) and the CPUs the worker may run on (`cpus`). Never raises for a
     worker failure: every unfinished batch gets a Measurement per model carrying the worker's
     error, the timeout, or the tail of its stderr.
     """
@@ -117,7 +121,10 @@ def run_keras_worker(
                         event = json.loads(line)
                     except json.JSONDecodeError:
                         continue  # not one of our records
-                    if event.get("event") == "step":
+                    if event.get("event") == "setup":
+                        if on_setup is not None:
+                            on_setup({k: v for k, v in event.items() if k != "event"})
+                    elif event.get("event") == "step":
                         last_step = (
                             f"; it was at batch {event['batch']}, model {event['model'] + 1}, "
                             f"round {event['round'] + 1}"

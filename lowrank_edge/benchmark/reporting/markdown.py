@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from lowrank_edge.benchmark.results.records import LOW_EFFICIENCY
+from lowrank_edge.benchmark.results.records import LOW_EFFICIENCY, SPREAD_LIMIT, spread_warning
 
 PROFILE_TOP_LAYERS = 12
 
@@ -133,6 +133,14 @@ def backend_section(backend: str, records: Sequence[dict]) -> list[str]:
             rows = [(*row, spread) for row, spread in zip(rows, spreads, strict=True)]
             header = (*header, "p50 spread over repeats")
         lines += [*_table(header, rows), ""]
+        noisy = sum(spread_warning(r) is not None for r in ok)
+        if noisy:
+            lines += [
+                f"**Warning:** the p50 spread over repeats exceeds {100 * SPREAD_LIMIT:g}% in"
+                f" {noisy} of {len(ok)} configuration(s) above: their latencies and speedups are"
+                " noisy (listed under Warnings).",
+                "",
+            ]
     return lines
 
 
@@ -290,8 +298,18 @@ def failure_section(records: Sequence[dict]) -> list[str]:
 
 
 def warning_section(records: Sequence[dict]) -> list[str]:
-    """Distinct warnings (e.g. more threads than CPUs)."""
-    warnings = list(dict.fromkeys(w for r in records for w in r.get("warnings") or []))
+    """Distinct warnings (e.g. more threads than CPUs, a p50 spread over repeats above 5%).
+
+    Spread warnings are also derived here from `repeat_spread`, so results written before
+    records carried them get them too.
+    """
+    derived = [spread_warning(r) for r in records]
+    warnings = list(
+        dict.fromkeys(
+            [w for r in records for w in r.get("warnings") or []]
+            + [w for w in derived if w is not None]
+        )
+    )
     if not warnings:
         return []
     return ["## Warnings", "", *[f"- {w}" for w in warnings], ""]

@@ -24,6 +24,7 @@ from lowrank_edge.benchmark.timing.stats import LatencyStats
 LOW_EFFICIENCY = 0.5
 FLAG_SLOWER = "slower_than_baseline"
 FLAG_LOW_EFFICIENCY = "efficiency_below_0.5"
+SPREAD_LIMIT = 0.05  # p50 spread over repeats above this: the configuration is flagged as noisy
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,23 @@ def comparison_flags(
     if efficiency is not None and efficiency < LOW_EFFICIENCY:
         flags.append(FLAG_LOW_EFFICIENCY)
     return flags
+
+
+def spread_warning(record: dict) -> str | None:
+    """A warning naming the configuration when its p50 spread over repeats exceeds 5%, else None.
+
+    The spread is (max - min) / median of the per-repeat p50s (`repeat_spread`); it needs at
+    least two repeats.
+    """
+    spread = record.get("repeat_spread")
+    if record.get("status") != "ok" or spread is None or spread <= SPREAD_LIMIT:
+        return None
+    return (
+        f"p50 spread over repeats {100 * spread:.1f}% > {100 * SPREAD_LIMIT:g}%: "
+        f"{record['backend']} {record['model']} {record['variant']} "
+        f"threads={record['threads']} batch={record['batch']} on {record.get('device', '?')}; "
+        "its latency and speedup are uncertain by about as much"
+    )
 
 
 def failure_record(
@@ -131,5 +149,8 @@ def build_records(
             record["warnings"] = record["warnings"] + [
                 f"no speedup: the baseline {base_model.label} failed in this configuration"
             ]
+        noisy = spread_warning(record)
+        if noisy is not None:
+            record["warnings"] = record["warnings"] + [noisy]
         records.append(record)
     return records
