@@ -219,7 +219,7 @@ def _candidate(record: dict, export: Export) -> Candidate:
             file, size = entry["file"], entry["bytes"]
             path = str(folder / file)
         elif record["backend"] == "keras" and artifact:
-            source = Path(artifact) if Path(artifact).is_absolute() else folder / artifact
+            source = Path(os.path.normpath(folder / artifact))  # an absolute one stays
             file, path = Path(artifact).name, str(source)
             size = source.stat().st_size if source.is_file() else None
         else:
