@@ -157,6 +157,7 @@ def test_every_registered_command_has_help():
         "export",
         "bench",
         "bench-report",
+        "recommend",
         "latency-kit",
         "latency-table",
     }

@@ -41,9 +41,18 @@ def _register() -> None:
         latency_cmd,
         model_cmd,
         ranks_cmd,
+        recommend_cmd,
     )
 
-    for module in (data_cmd, model_cmd, ranks_cmd, export_cmd, bench_cmd, latency_cmd):
+    for module in (
+        data_cmd,
+        model_cmd,
+        ranks_cmd,
+        export_cmd,
+        bench_cmd,
+        recommend_cmd,
+        latency_cmd,
+    ):
         for command in module.COMMANDS:
             main.add_command(command)
 

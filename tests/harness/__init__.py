@@ -4,4 +4,5 @@
 - `harness.models`: tiny Keras models, including residual models with exactly rank-k kernels.
 - `harness.export`: export round trips and parity assertions.
 - `harness.latency`: latency tables made in memory, and the tiny kit model.
+- `harness.bench_records`: synthetic bench folders (chosen latencies, accuracies, sizes; no TF).
 """
