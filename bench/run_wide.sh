@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The compute-bound model (the reference architecture at widths 64/128/256, issue 9): its
-# latency table and headroom, a latency-budget pipeline on LiteRT (target 3x, fine-tuned), and
+# latency table and headroom, a latency-budget pipeline on LiteRT (target 3x; no fine-tuning:
+# one wide epoch takes ~50 min on the 2-core VM), and
 # the final model benchmarked end to end on LiteRT and ONNX Runtime, 1 thread, batch 32.
 # Train the base first:
 #   lowrank-edge train --dataset mnist --widths 64,128,256 --epochs 2 --out models/mnist-wide/base.keras
@@ -15,6 +16,6 @@ TABLE=bench/results/latency-mnist-wide/latency-table.json
     --batch 32 --overwrite
 "$CLI" pipeline --dataset mnist --base "$BASE" --out-dir "$OUT" --target-speedup 3 \
     --latency-table "$TABLE" --backend litert --threads 1 --batch 32 \
-    --finetune-epochs 1 --finetune-lr 2e-4 --export tflite,onnx --overwrite
+    --finetune-epochs 0 --export tflite,onnx --overwrite
 "$CLI" bench "$OUT/base" "$OUT/l0.333" --backends litert,onnxruntime --threads 1 --batch 32 \
     --out bench/results/bench-mnist-wide --overwrite
