@@ -10,6 +10,7 @@ import onnx
 import pytest
 from click.testing import CliRunner
 from harness.export import (
+    ALL_ONNX_VARIANTS,
     ALL_TFLITE_VARIANTS,
     PARITY_SAMPLES,
     assert_within_tolerance,
@@ -32,7 +33,9 @@ def shared(tmp_path_factory):
 
 def test_every_format_and_variant_passes_parity(shared):
     manifest = shared.roundtrip.manifest
-    expected = [f"tflite-{v}" for v in ALL_TFLITE_VARIANTS] + ["onnx-float32"]
+    expected = [f"tflite-{v}" for v in ALL_TFLITE_VARIANTS] + [
+        f"onnx-{v}" for v in ALL_ONNX_VARIANTS
+    ]
     assert [a.id for a in manifest.artifacts] == expected
     for artifact in manifest.artifacts:
         parity = artifact.parity
@@ -79,15 +82,18 @@ def test_samples_are_real_labelled_test_images(shared):
     assert [label_of[row.tobytes()] for row in x] == y.tolist()
 
 
-def test_onnx_has_stable_names_and_a_dynamic_batch(shared):
+@pytest.mark.parametrize("variant", ALL_ONNX_VARIANTS)
+def test_onnx_has_stable_names_and_a_dynamic_batch(shared, variant):
     manifest = shared.roundtrip.manifest
-    graph = onnx.load(manifest.artifact_path("onnx-float32")).graph
+    graph = onnx.load(manifest.artifact_path(f"onnx-{variant}")).graph
     for value, name in ((graph.input[0], "image"), (graph.output[0], "logits")):
         assert value.name == name
         assert value.type.tensor_type.shape.dim[0].dim_param == "batch"
 
 
-@pytest.mark.parametrize("artifact_id", ["tflite-float32", "tflite-int8-full", "onnx-float32"])
+@pytest.mark.parametrize(
+    "artifact_id", ["tflite-float32", "tflite-int8-full", "onnx-float32", "onnx-int8-qdq"]
+)
 def test_runner_gives_the_same_logits_for_any_batch_size(shared, artifact_id):
     x = shared.dataset.x_test[:41]
     with open_artifact(shared.roundtrip.manifest, artifact_id) as runner:

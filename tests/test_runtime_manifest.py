@@ -98,6 +98,26 @@ def _delete(path):
             _set(["artifacts", 1, "id"], "tflite-float32"),
             r"artifact ids repeat: tflite-float32",
         ),
+        (
+            _set(["artifacts", 0, "test_accuracy"], 0.9),
+            r"field 'artifacts\[0\]\.test_accuracy' must be an object, got float",
+        ),
+        (
+            _delete(["artifacts", 0, "test_accuracy", "keras_correct"]),
+            r"missing field 'artifacts\[0\]\.test_accuracy\.keras_correct'",
+        ),
+        (
+            _set(["artifacts", 2, "test_accuracy", "correct"], 10**6),
+            r"'artifacts\[2\]\.test_accuracy\.correct' must be between 0 and images \(128\)",
+        ),
+        (
+            _set(["artifacts", 2, "test_accuracy", "accuracy"], 1.5),
+            r"'artifacts\[2\]\.test_accuracy\.accuracy' must be between 0 and 1, got 1\.5",
+        ),
+        (
+            _set(["artifacts", 0, "test_accuracy", "images"], 0),
+            r"'artifacts\[0\]\.test_accuracy\.images' must be at least 1, got 0",
+        ),
     ],
 )
 def test_invalid_manifest_names_the_file_and_field(folder, change, message):
@@ -105,6 +125,56 @@ def test_invalid_manifest_names_the_file_and_field(folder, change, message):
     with pytest.raises(LowrankEdgeError, match=message) as caught:
         load_manifest(folder)
     assert str(caught.value).startswith(f"{path}: ")
+
+
+def test_every_artifact_records_its_test_accuracy(shared):
+    manifest = shared.roundtrip.manifest
+    images = len(shared.dataset.x_test)
+    for artifact in manifest.artifacts:
+        recorded = artifact.test_accuracy
+        assert recorded is not None and recorded.images == images, artifact.id
+        assert 0 <= recorded.correct <= images and recorded.accuracy == recorded.correct / images
+    document = manifest.to_dict()
+    assert set(document["artifacts"][0]["test_accuracy"]) == {
+        "images",
+        "correct",
+        "accuracy",
+        "keras_correct",
+        "keras_accuracy",
+    }
+
+
+def test_older_manifest_without_the_new_fields_still_loads(shared, folder):
+    """A manifest written before test_accuracy existed (no key at all) reads as None."""
+
+    def drop_test_accuracy(data):
+        for artifact in data["artifacts"]:
+            del artifact["test_accuracy"]
+
+    _rewrite(folder, drop_test_accuracy)
+    old = load_manifest(folder)
+    assert all(artifact.test_accuracy is None for artifact in old.artifacts)
+    expected = dataclasses.replace(
+        shared.roundtrip.manifest,
+        artifacts=tuple(
+            dataclasses.replace(a, test_accuracy=None) for a in shared.roundtrip.manifest.artifacts
+        ),
+    )
+    assert old == expected
+    x, _ = old.load_samples()
+    for artifact_id in ("tflite-int8-full", "onnx-int8-qdq"):
+        with open_artifact(old, artifact_id) as runner:
+            assert runner.predict(x[:4]).shape == (4, 5)
+
+
+def test_hand_written_manifest_with_a_null_or_missing_test_accuracy(tmp_path):
+    path = write_manifest_folder(tmp_path / "export")
+    document = json.loads(path.read_text())
+    assert all(a["test_accuracy"] is None for a in document["artifacts"])
+    del document["artifacts"][0]["test_accuracy"]
+    path.write_text(json.dumps(document))
+    manifest = load_manifest(path)
+    assert [a.test_accuracy for a in manifest.artifacts] == [None, None]
 
 
 def test_manifest_that_is_not_json_or_missing(folder, tmp_path):

@@ -15,7 +15,7 @@ import click
 from lowrank_edge.benchmark.backends.runtimes import BACKENDS
 from lowrank_edge.cli.options import INTS, comma_list_option, overwrite_option
 from lowrank_edge.errors import LowrankEdgeError
-from lowrank_edge.export.variants import TFLITE_VARIANTS
+from lowrank_edge.export.variants import ALL_VARIANTS, ONNX_VARIANTS, TFLITE_VARIANTS
 from lowrank_edge.fileio import check_can_write
 
 
@@ -30,10 +30,11 @@ from lowrank_edge.fileio import check_can_write
 )
 @comma_list_option(
     "--variants",
-    choices=TFLITE_VARIANTS,
+    choices=ALL_VARIANTS,
     default="float32",
     show_default=True,
-    help="TFLite variants to time.",
+    help=f"Variants to time: LiteRT runs TFLite's ({', '.join(TFLITE_VARIANTS)}), ONNX Runtime "
+    f"ONNX's ({', '.join(ONNX_VARIANTS)}); a backend skips the ones no model has.",
 )
 @click.option(
     "--threads", type=INTS, default="1", show_default=True, help="Comma-separated thread counts."

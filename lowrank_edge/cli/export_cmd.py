@@ -19,7 +19,7 @@ from lowrank_edge.cli.options import (
     seed_option,
 )
 from lowrank_edge.errors import LowrankEdgeError
-from lowrank_edge.export.variants import FORMATS, INT8_IO_TYPES, TFLITE_VARIANTS
+from lowrank_edge.export.variants import FORMATS, INT8_IO_TYPES, ONNX_VARIANTS, TFLITE_VARIANTS
 
 
 @click.command("export")
@@ -40,7 +40,14 @@ from lowrank_edge.export.variants import FORMATS, INT8_IO_TYPES, TFLITE_VARIANTS
     show_default="float32",
     help="TFLite variants.",
 )
-@click.option("--all-variants", is_flag=True, help="Export every TFLite variant.")
+@comma_list_option(
+    "--onnx-variants",
+    "onnx_variants",
+    choices=ONNX_VARIANTS,
+    show_default="float32",
+    help="ONNX variants (int8 ones by onnxruntime.quantization).",
+)
+@click.option("--all-variants", is_flag=True, help="Export every variant of each chosen format.")
 @click.option(
     "--int8-io",
     type=click.Choice(INT8_IO_TYPES),
@@ -57,7 +64,7 @@ from lowrank_edge.export.variants import FORMATS, INT8_IO_TYPES, TFLITE_VARIANTS
     show_default=True,
     help="Test images for each artifact's parity check.",
 )
-@dataset_option("for parity checks, samples.npz and int8 calibration")
+@dataset_option("for parity checks, test accuracy, samples.npz and int8 calibration")
 @data_dir_option
 @seed_option(SPLIT_SEED_HELP[:-1] + "; int8 calibration images come from its train part.")
 @click.option(
@@ -74,6 +81,7 @@ def export(
     model_path: Path,
     formats: tuple[str, ...],
     variants: tuple[str, ...] | None,
+    onnx_variants: tuple[str, ...] | None,
     all_variants: bool,
     int8_io: str | None,
     opset: int,
@@ -87,8 +95,10 @@ def export(
     verbose: bool,
 ) -> None:
     """Export MODEL_PATH (.keras) to TFLite/ONNX, check parity with Keras, write manifest.json."""
-    if (variants or all_variants) and "tflite" not in formats:
-        raise LowrankEdgeError("--variant/--all-variants apply to TFLite: add --format tflite")
+    if variants and "tflite" not in formats:
+        raise LowrankEdgeError("--variant applies to TFLite: add --format tflite")
+    if onnx_variants and "onnx" not in formats:
+        raise LowrankEdgeError("--onnx-variants applies to ONNX: add --format onnx")
     if data_dir is not None and dataset is None:
         raise LowrankEdgeError("--data-dir needs --dataset (mnist or emnist)")
     if not verbose:
@@ -103,6 +113,7 @@ def export(
         out_dir if out_dir is not None else model_path.with_suffix(""),
         formats=formats,
         tflite_variants=TFLITE_VARIANTS if all_variants else (variants or ("float32",)),
+        onnx_variants=ONNX_VARIANTS if all_variants else (onnx_variants or ("float32",)),
         dataset=data,
         parity_samples=samples,
         opset=opset,

@@ -1,13 +1,17 @@
-"""Export Keras models to TFLite (float32, float16, int8-dynamic, int8-full) and ONNX.
+"""Export Keras models to TFLite (float32, float16, int8-dynamic, int8-full) and ONNX (float32,
+int8-qdq, int8-dynamic).
 
-`export_model(...)` converts, checks every artifact's parity with Keras in its own runtime and
-writes `manifest.json` (read back by `lowrank_edge.runtime`). Imports TensorFlow when converting.
+`export_model(...)` converts, checks every artifact's parity with Keras in its own runtime,
+records each one's accuracy on the whole test split and writes `manifest.json` (read back by
+`lowrank_edge.runtime`). Imports TensorFlow when converting.
 """
 
 from lowrank_edge.export.exporter import PlannedArtifact, export_model, plan_artifacts
 from lowrank_edge.export.parity import ParityError, compare_logits, parity_failures
 from lowrank_edge.export.variants import (
+    ALL_VARIANTS,
     FORMATS,
+    ONNX_VARIANTS,
     TFLITE_VARIANTS,
     TOLERANCES,
     Tolerance,
@@ -16,7 +20,9 @@ from lowrank_edge.export.variants import (
 )
 
 __all__ = [
+    "ALL_VARIANTS",
     "FORMATS",
+    "ONNX_VARIANTS",
     "TFLITE_VARIANTS",
     "TOLERANCES",
     "ParityError",

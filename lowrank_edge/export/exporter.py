@@ -1,5 +1,8 @@
 """Export a `.keras` model to TFLite/ONNX artifacts, check each one's parity, write the manifest.
 
+With a dataset, every artifact is also run on the whole test split in its own runtime and its
+accuracy recorded beside the Keras model's on the same images (`ArtifactInfo.test_accuracy`).
+
 Everything is built in a staging folder inside the export folder; only when every artifact
 converted and passed its parity check are the files moved into place, the manifest last. A
 failed export therefore leaves no half-written artifact, and an existing export is replaced
@@ -33,16 +36,19 @@ from lowrank_edge.export.parity import (
     ParityError,
     compare_logits,
     describe,
+    describe_accuracy,
     keras_logits,
+    measure_accuracy,
     parity_failures,
+    predicted_classes,
     runner_logits,
 )
 from lowrank_edge.export.variants import (
+    CALIBRATED_VARIANTS,
     FORMATS,
     INT8_IO_TYPES,
-    ONNX_VARIANT,
-    TFLITE_VARIANTS,
     TOLERANCES,
+    VARIANTS,
     artifact_file,
     artifact_id,
 )
@@ -60,7 +66,7 @@ from lowrank_edge.runtime.runner import open_litert, open_onnxruntime
 
 SAMPLES_FILE = "samples.npz"
 SAMPLES_COUNT = 256  # real test images saved for device benchmarks
-REPRESENTATIVE_COUNT = 200  # training images for int8 calibration
+REPRESENTATIVE_COUNT = 200  # training images for int8 calibration (TFLite int8-full, ONNX int8-qdq)
 
 
 @dataclass(frozen=True)
@@ -80,28 +86,45 @@ class _ParityInputs:
     reference: np.ndarray
 
 
+@dataclass(frozen=True)
+class _TestSet:
+    """The whole test split and the Keras model's predicted classes on it."""
+
+    x: np.ndarray
+    labels: np.ndarray
+    keras_predicted: np.ndarray
+
+
 def plan_artifacts(
-    stem: str, formats: Sequence[str], tflite_variants: Sequence[str]
+    stem: str,
+    formats: Sequence[str],
+    tflite_variants: Sequence[str],
+    onnx_variants: Sequence[str] = ("float32",),
 ) -> list[PlannedArtifact]:
     """The artifacts the options ask for, validated, duplicates dropped, in a stable order."""
-    formats, variants = list(dict.fromkeys(formats)), list(dict.fromkeys(tflite_variants))
+    formats = list(dict.fromkeys(formats))
+    chosen = {
+        "tflite": list(dict.fromkeys(tflite_variants)),
+        "onnx": list(dict.fromkeys(onnx_variants)),
+    }
     for fmt in formats:
         if fmt not in FORMATS:
             raise LowrankEdgeError(
                 f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}"
             )
-    for variant in variants:
-        if variant not in TFLITE_VARIANTS:
-            raise LowrankEdgeError(
-                f"unknown TFLite variant {variant!r}; choose from {', '.join(TFLITE_VARIANTS)}"
-            )
+    for fmt, label in (("tflite", "TFLite"), ("onnx", "ONNX")):
+        for variant in chosen[fmt]:
+            if variant not in VARIANTS[fmt]:
+                raise LowrankEdgeError(
+                    f"unknown {label} variant {variant!r}; choose from {', '.join(VARIANTS[fmt])}"
+                )
+        if fmt in formats and not chosen[fmt]:
+            raise LowrankEdgeError(f"choose at least one {label} variant")
     if not formats:
         raise LowrankEdgeError("choose at least one export format (tflite, onnx)")
-    if "tflite" in formats and not variants:
-        raise LowrankEdgeError("choose at least one TFLite variant")
     plan = []
     for fmt in formats:
-        for variant in variants if fmt == "tflite" else [ONNX_VARIANT]:
+        for variant in chosen[fmt]:
             plan.append(
                 PlannedArtifact(
                     fmt, variant, artifact_id(fmt, variant), artifact_file(stem, fmt, variant)
@@ -116,6 +139,7 @@ def export_model(
     *,
     formats: Sequence[str] = ("tflite", "onnx"),
     tflite_variants: Sequence[str] = ("float32",),
+    onnx_variants: Sequence[str] = ("float32",),
     dataset: Dataset | None = None,
     parity_samples: int = 512,
     opset: int = 17,
@@ -129,10 +153,17 @@ def export_model(
 
     Every artifact runs in its runtime on `parity_samples` real test images (random inputs
     without a dataset) and must meet its tolerance (`variants.TOLERANCES`) unless `verify` is off.
-    `int8_io` gives the int8-full variant integer I/O: True or "uint8", or "int8".
+    With a dataset, each artifact's accuracy on the whole test split is recorded too (whether
+    or not `verify` is on). `int8_io` gives the int8-full variant integer I/O: True or "uint8",
+    or "int8".
     """
     model_path, out_dir = Path(model_path), Path(out_dir)
-    plan = plan_artifacts(model_path.stem, _as_list(formats), _as_list(tflite_variants))
+    plan = plan_artifacts(
+        model_path.stem,
+        _as_list(formats),
+        _as_list(tflite_variants),
+        _as_list(onnx_variants),
+    )
     io_type = _int8_io_type(int8_io, plan)
     _check_options(plan, out_dir, dataset, parity_samples, opset, overwrite, verbose)
 
@@ -147,6 +178,7 @@ def export_model(
             raise LowrankEdgeError(f"dataset {dataset.name} has no test images")
     info = model_info(model, model_path, out_dir, dataset, read_sidecar(sidecar_path(model_path)))
     parity_inputs = _parity_inputs(model, inp, dataset, parity_samples, log) if verify else None
+    test_set = _test_set(model, dataset) if dataset is not None else None
     representative = (
         pick_representative(dataset, REPRESENTATIVE_COUNT) if dataset is not None else None
     )
@@ -166,7 +198,8 @@ def export_model(
             model, model_path, inp, staging, opset, representative, io_type, verbose
         )
         artifacts = [
-            _make_artifact(planned, converter, staging, parity_inputs, log) for planned in plan
+            _make_artifact(planned, converter, staging, parity_inputs, test_set, log)
+            for planned in plan
         ]
         _raise_on_parity_failures(model_path, artifacts)
         manifest = Manifest(
@@ -194,15 +227,15 @@ class _Converter:
         self.staging, self.opset, self.verbose = staging, opset, verbose
         self.representative, self.io_type = representative, io_type
         self._saved_model: Path | None = None
+        self._onnx_float32: bytes | None = None
 
     def convert(self, planned: PlannedArtifact) -> bytes:
-        from lowrank_edge.export.to_onnx import convert_onnx
         from lowrank_edge.export.to_tflite import convert_tflite, write_saved_model
 
         with captured_output(enabled=not self.verbose) as capture:
             try:
                 if planned.format == "onnx":
-                    return convert_onnx(self.model, self.input.shape, self.opset)
+                    return self._onnx(planned.variant)
                 if self._saved_model is None:
                     self._saved_model = write_saved_model(
                         self.model, self.input.shape, self.staging / "saved_model"
@@ -221,15 +254,30 @@ class _Converter:
             f"{type(problem).__name__}: {first}{detail}"
         ) from problem
 
+    def _onnx(self, variant: str) -> bytes:
+        """The float32 ONNX model (converted once), or an int8 variant quantized from it."""
+        from lowrank_edge.export.quantize_onnx import quantize_onnx
+        from lowrank_edge.export.to_onnx import convert_onnx
+
+        if self._onnx_float32 is None:
+            self._onnx_float32 = convert_onnx(self.model, self.input.shape, self.opset)
+        if variant == "float32":
+            return self._onnx_float32
+        return quantize_onnx(
+            self._onnx_float32, variant, self.staging / f"onnx-{variant}", self.representative
+        )
+
 
 def _make_artifact(
     planned: PlannedArtifact,
     converter: _Converter,
     staging: Path,
     parity_inputs: _ParityInputs | None,
+    test_set: _TestSet | None,
     log: Log,
 ) -> ArtifactInfo:
-    """Convert, write into staging, load in the runtime, check parity; the manifest entry."""
+    """Convert, write into staging, load in the runtime, check parity, measure accuracy on the
+    whole test split; the manifest entry."""
     data = converter.convert(planned)
     path = staging / planned.file
     path.write_bytes(data)
@@ -244,6 +292,11 @@ def _make_artifact(
                 parity_inputs.labels,
                 TOLERANCES[planned.variant],
             )
+        test_accuracy = None
+        if test_set is not None:
+            test_accuracy = measure_accuracy(
+                runner_logits(runner, test_set.x), test_set.labels, test_set.keras_predicted
+            )
         artifact = ArtifactInfo(
             id=planned.id,
             format=planned.format,
@@ -254,11 +307,14 @@ def _make_artifact(
             input=runner.input_io,
             output=runner.output_io,
             parity=parity,
+            test_accuracy=test_accuracy,
         )
     finally:
         runner.close()
     verdict = "not verified" if parity is None else ("ok" if parity.passed else "FAILED")
     figures = f"; {describe(parity)}" if parity is not None else ""
+    if test_accuracy is not None:
+        figures += f"; {describe_accuracy(test_accuracy)}"
     log(f"[export] {planned.id}: {planned.file}, {len(data):,} bytes{figures} -> {verdict}")
     return artifact
 
@@ -277,6 +333,16 @@ def _parity_inputs(
         x = rng.uniform(low, high, size=(count, *inp.shape[1:])).astype(np.float32)
         labels = None
     return _ParityInputs(x=x, labels=labels, reference=keras_logits(model, x))
+
+
+def _test_set(model, dataset: Dataset) -> _TestSet:
+    """The dataset's whole test split and the classes Keras predicts for it."""
+    x = dataset.x_test.astype(np.float32, copy=False)
+    return _TestSet(
+        x=x,
+        labels=np.asarray(dataset.y_test),
+        keras_predicted=predicted_classes(keras_logits(model, x)),
+    )
 
 
 def _raise_on_parity_failures(model_path: Path, artifacts: list[ArtifactInfo]) -> None:
@@ -308,10 +374,11 @@ def _check_options(
         or parity_samples < 1
     ):
         raise LowrankEdgeError(f"parity samples must be a positive integer, got {parity_samples!r}")
-    if dataset is None and any(p.variant == "int8-full" for p in plan):
+    calibrated = [p.variant for p in plan if p.variant in CALIBRATED_VARIANTS]
+    if dataset is None and calibrated:
         raise LowrankEdgeError(
-            "the int8-full variant needs a dataset for its representative (calibration) images: "
-            "pass --dataset"
+            f"the {calibrated[0]} variant needs a dataset for its representative (calibration) "
+            "images: pass --dataset"
         )
     if any(p.format == "onnx" for p in plan):
         _check_opset(opset, verbose)

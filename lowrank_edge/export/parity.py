@@ -1,7 +1,8 @@
 """Parity of an exported artifact with its Keras model: logit differences, argmax, accuracy.
 
 Every artifact is run in its own runtime on real test samples and compared with Keras; a broken
-conversion (e.g. an all-NaN model) fails here instead of reaching a device.
+conversion (e.g. an all-NaN model) fails here instead of reaching a device. `measure_accuracy`
+counts an artifact's correct predictions on the whole test split, for the manifest.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.export.variants import Tolerance
-from lowrank_edge.runtime.manifest import Parity
+from lowrank_edge.runtime.manifest import AccuracyInfo, Parity
 from lowrank_edge.runtime.runner import Runner
 
 BATCH_SIZE = 128
@@ -53,10 +54,9 @@ def compare_logits(
         raise LowrankEdgeError(
             f"artifact output has shape {candidate.shape}, Keras gives {reference.shape}"
         )
-    finite_rows = np.isfinite(candidate).all(axis=1)
     diff = np.abs(candidate.astype(np.float64) - reference.astype(np.float64))
     diff[~np.isfinite(diff)] = np.inf
-    predicted = np.where(finite_rows, np.argmax(np.nan_to_num(candidate), axis=1), -1)
+    predicted = predicted_classes(candidate)
     expected = np.argmax(reference, axis=1)
     accuracy = keras_accuracy = None
     if labels is not None:
@@ -73,6 +73,34 @@ def compare_logits(
         tolerance=tolerance.to_dict(),
     )
     return replace(parity, passed=not parity_failures(parity, tolerance))
+
+
+def predicted_classes(logits: np.ndarray) -> np.ndarray:
+    """The argmax class of each row; -1 (never a label) for a row with a non-finite logit."""
+    finite_rows = np.isfinite(logits).all(axis=1)
+    return np.where(finite_rows, np.argmax(np.nan_to_num(logits), axis=1), -1)
+
+
+def measure_accuracy(
+    logits: np.ndarray, labels: np.ndarray, keras_predicted: np.ndarray
+) -> AccuracyInfo:
+    """An artifact's accuracy from its `logits` on labelled images, beside the Keras model's
+    (`keras_predicted`: the classes Keras gives on the same images)."""
+    if not len(logits) == len(labels) == len(keras_predicted):
+        raise LowrankEdgeError(
+            f"{len(logits)} logit rows, {len(labels)} labels and {len(keras_predicted)} Keras "
+            "predictions: they must match"
+        )
+    images = int(len(labels))
+    correct = int(np.sum(predicted_classes(logits) == labels))
+    keras_correct = int(np.sum(np.asarray(keras_predicted) == labels))
+    return AccuracyInfo(
+        images=images,
+        correct=correct,
+        accuracy=correct / images if images else 0.0,
+        keras_correct=keras_correct,
+        keras_accuracy=keras_correct / images if images else 0.0,
+    )
 
 
 def parity_failures(parity: Parity, tolerance: Tolerance) -> list[str]:
@@ -107,3 +135,11 @@ def describe(parity: Parity) -> str:
     if parity.accuracy is not None:
         text += f", accuracy {parity.accuracy:.2%} (Keras {parity.keras_accuracy:.2%})"
     return text
+
+
+def describe_accuracy(accuracy: AccuracyInfo) -> str:
+    """The whole-test-split accuracy in a few words, for logs."""
+    return (
+        f"test accuracy {accuracy.accuracy:.2%} (Keras {accuracy.keras_accuracy:.2%}) "
+        f"on {accuracy.images:,} images"
+    )

@@ -1,4 +1,4 @@
-"""What can be exported (formats, TFLite variants) and the parity tolerance each must meet.
+"""What can be exported (formats, TFLite and ONNX variants) and the parity tolerance of each.
 
 The tolerance table is the single source of the pass/fail rule: the parity check reads it, the
 manifest records it beside the measured figures, and the README quotes it.
@@ -10,7 +10,15 @@ from dataclasses import dataclass
 
 FORMATS = ("tflite", "onnx")
 TFLITE_VARIANTS = ("float32", "float16", "int8-dynamic", "int8-full")
-ONNX_VARIANT = "float32"  # the ONNX export is float32 only
+# ONNX: the tf2onnx float32 model and two int8 models made from it by onnxruntime.quantization
+# (int8-qdq: static, calibrated QuantizeLinear/DequantizeLinear pairs; int8-dynamic: int8
+# weights, activations quantized at run time). See `quantize_onnx`.
+ONNX_VARIANTS = ("float32", "int8-qdq", "int8-dynamic")
+VARIANTS = {"tflite": TFLITE_VARIANTS, "onnx": ONNX_VARIANTS}
+# Every variant name of any format, in a stable order (what `bench --variants` accepts).
+ALL_VARIANTS = tuple(dict.fromkeys((*TFLITE_VARIANTS, *ONNX_VARIANTS)))
+# Variants calibrated on representative training images (these need a dataset).
+CALIBRATED_VARIANTS = ("int8-full", "int8-qdq")
 INT8_IO_TYPES = ("uint8", "int8")
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
@@ -41,12 +49,13 @@ class Tolerance:
 _FLOAT = Tolerance(max_abs_diff=1e-4, argmax_agreement=1.0, accuracy_points=None)
 _QUANTIZED = Tolerance(max_abs_diff=None, argmax_agreement=0.99, accuracy_points=0.5)
 
-# variant -> tolerance; the same table for every format (ONNX is float32).
+# variant -> tolerance; the same table for every format (int8-dynamic is TFLite's and ONNX's).
 TOLERANCES: dict[str, Tolerance] = {
     "float32": _FLOAT,
     "float16": _QUANTIZED,
     "int8-dynamic": _QUANTIZED,
     "int8-full": _QUANTIZED,
+    "int8-qdq": _QUANTIZED,
 }
 
 
@@ -56,7 +65,8 @@ def artifact_id(fmt: str, variant: str) -> str:
 
 
 def artifact_file(stem: str, fmt: str, variant: str) -> str:
-    """The artifact's file name in the export folder, e.g. `e75-int8-full.tflite`, `e75.onnx`."""
+    """The artifact's file name in the export folder, e.g. `e75-int8-full.tflite`, `e75.onnx`,
+    `e75-int8-qdq.onnx` (the float32 ONNX keeps its plain name)."""
     if fmt == "onnx":
-        return f"{stem}.onnx"
+        return f"{stem}.onnx" if variant == "float32" else f"{stem}-{variant}.onnx"
     return f"{stem}-{variant}.tflite"

@@ -7,6 +7,7 @@ on a device that has `pip install 'lowrank-edge[bench]'` and nothing else.
 from lowrank_edge.runtime.manifest import (
     MANIFEST_NAME,
     SCHEMA_VERSION,
+    AccuracyInfo,
     ArtifactInfo,
     InputInfo,
     Manifest,
@@ -26,6 +27,7 @@ from lowrank_edge.runtime.runner import Runner, open_artifact, open_litert, open
 __all__ = [
     "MANIFEST_NAME",
     "SCHEMA_VERSION",
+    "AccuracyInfo",
     "ArtifactInfo",
     "InputInfo",
     "Manifest",

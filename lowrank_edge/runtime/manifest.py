@@ -2,6 +2,9 @@
 
 The export step writes it and every reader (benchmarks, a bare device) loads it through the same
 dataclasses, so writer and reader cannot drift. TF-free: numpy and the stdlib only.
+
+Fields added to schema 1 later are optional on read, so older manifests still load: an
+artifact's `test_accuracy` (accuracy on the whole test split) is None in a manifest without it.
 """
 
 from __future__ import annotations
@@ -106,8 +109,21 @@ class Parity:
 
 
 @dataclass(frozen=True)
+class AccuracyInfo:
+    """An artifact's accuracy on the dataset's whole test split, measured in its own runtime at
+    export time, beside the Keras model's on the same images (`correct` of `images` right)."""
+
+    images: int
+    correct: int
+    accuracy: float
+    keras_correct: int
+    keras_accuracy: float
+
+
+@dataclass(frozen=True)
 class ArtifactInfo:
-    """One exported file (e.g. id `tflite-int8-full`), its checksum and its parity figures."""
+    """One exported file (e.g. id `tflite-int8-full`), its checksum, its parity figures and its
+    accuracy on the whole test split (None without a dataset, or in an older manifest)."""
 
     id: str
     format: str
@@ -118,6 +134,7 @@ class ArtifactInfo:
     input: TensorIO
     output: TensorIO
     parity: Parity | None = None
+    test_accuracy: AccuracyInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -386,6 +403,7 @@ def _artifact(f: _Fields) -> ArtifactInfo:
     if fmt not in FORMATS:
         raise f.error("format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
     parity = f.sub("parity", nullable=True)
+    test_accuracy = f.sub("test_accuracy", nullable=True, optional=True)
     return ArtifactInfo(
         id=f.get("id", str),
         format=fmt,
@@ -396,6 +414,7 @@ def _artifact(f: _Fields) -> ArtifactInfo:
         input=_tensor_io(f.sub("input")),
         output=_tensor_io(f.sub("output")),
         parity=None if parity is None else _parity(parity),
+        test_accuracy=None if test_accuracy is None else _accuracy(test_accuracy),
     )
 
 
@@ -414,6 +433,23 @@ def _parity(f: _Fields) -> Parity:
         passed=f.get("passed", bool),
         tolerance={key: float(value) for key, value in tolerance.items()},
     )
+
+
+def _accuracy(f: _Fields) -> AccuracyInfo:
+    images = f.get("images", int)
+    if images < 1:
+        raise f.error("images", f"must be at least 1, got {images}")
+    counts = {}
+    for key in ("correct", "keras_correct"):
+        counts[key] = f.get(key, int)
+        if not 0 <= counts[key] <= images:
+            raise f.error(key, f"must be between 0 and images ({images}), got {counts[key]}")
+    fractions = {}
+    for key in ("accuracy", "keras_accuracy"):
+        fractions[key] = f.get(key, float)
+        if not 0.0 <= fractions[key] <= 1.0:
+            raise f.error(key, f"must be between 0 and 1, got {fractions[key]!r}")
+    return AccuracyInfo(images=images, **counts, **fractions)
 
 
 def _provenance(f: _Fields) -> Provenance:
@@ -478,7 +514,10 @@ class _Fields:
             raise self.error(key, f"must be {_TYPE_NAMES[kind]}, got {_kind(value)}")
         return value
 
-    def sub(self, key: str, *, nullable: bool = False) -> _Fields | None:
+    def sub(self, key: str, *, nullable: bool = False, optional: bool = False) -> _Fields | None:
+        """The object under `key`; None for null (`nullable`) or, if `optional`, a missing key."""
+        if optional and key not in self.data:
+            return None
         value = self.get(key, dict, nullable=nullable)
         return None if value is None else _Fields(value, self._name(key), self.source)
 

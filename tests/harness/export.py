@@ -8,7 +8,7 @@
 - `run_export_roundtrip(model, tmp_path, formats, variants, dataset, ...)`: save the model as
   `.keras` (+ sidecar), export, reload the manifest, verify every artifact's checksum, run it
   through the runtime API and compare with Keras using the export tolerance table.
-- `shared_export(tmp_path_factory)`: one full export (all TFLite variants + ONNX) per test
+- `shared_export(tmp_path_factory)`: one full export (every TFLite and ONNX variant) per test
   session, reused read-only by several test modules (exports take seconds each).
 - `block_imports_code(...)`: source of a `sys.meta_path` finder that refuses TF/Keras/tf2onnx.
 """
@@ -37,6 +37,7 @@ from lowrank_edge.runtime import Manifest, load_manifest, open_artifact, verify_
 TINY_CONFIG = ResNetConfig(num_classes=5, widths=(4, 8), blocks_per_stage=1, head_units=8)
 PARITY_SAMPLES = 64
 ALL_TFLITE_VARIANTS = ("float32", "float16", "int8-dynamic", "int8-full")
+ALL_ONNX_VARIANTS = ("float32", "int8-qdq", "int8-dynamic")
 BLOCKED_MODULES = ("tensorflow", "keras", "tf2onnx")
 
 
@@ -121,7 +122,8 @@ def assert_within_tolerance(
 
 @dataclass(frozen=True)
 class SharedExport:
-    """One exported folder (all variants) plus the model and dataset that made it."""
+    """One exported folder (every variant of both formats) plus the model and dataset that made
+    it."""
 
     roundtrip: ExportRoundtrip
     model: keras.Model
@@ -133,7 +135,7 @@ _SHARED: dict[str, SharedExport] = {}
 
 
 def shared_export(tmp_path_factory) -> SharedExport:
-    """The session's full export (every TFLite variant + ONNX); treat its folder as read-only."""
+    """The session's full export (every TFLite and ONNX variant); treat its folder as read-only."""
     key = str(tmp_path_factory.getbasetemp())
     if key not in _SHARED:
         dataset = make_pattern_dataset()
@@ -145,6 +147,7 @@ def shared_export(tmp_path_factory) -> SharedExport:
             ALL_TFLITE_VARIANTS,
             dataset,
             compression=compression,
+            onnx_variants=ALL_ONNX_VARIANTS,
         )
         _SHARED[key] = SharedExport(roundtrip, model, dataset, compression)
     return _SHARED[key]
