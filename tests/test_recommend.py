@@ -297,7 +297,7 @@ def test_full_test_accuracy_is_preferred_and_named(tmp_path):
     path = exports["e75"] / "manifest.json"
     data = json.loads(path.read_text())
     for entry in data["artifacts"]:
-        del entry["accuracy"]
+        entry["test_accuracy"] = None
     path.write_text(json.dumps(data))
     mixed = _only(_result(tmp_path / "b", 0.3))
     e75 = next(e for e in mixed.entries if e.label == "e75 tflite-float32")
@@ -310,7 +310,9 @@ def test_accuracy_accessor_order_and_fallbacks():
     data = {
         "model": {"accuracy": {"test": 0.97}},
         "artifacts": [
-            {"id": "tflite-float32", "accuracy": {"test": 0.98, "samples": 10000},
+            {"id": "tflite-float32",
+             "test_accuracy": {"images": 10000, "correct": 9800, "accuracy": 0.98,
+                               "keras_correct": 9810, "keras_accuracy": 0.981},
              "parity": {"accuracy": 0.99, "keras_accuracy": 0.985, "samples": 512}},
             {"id": "tflite-int8-full", "parity": {"accuracy": 0.95, "keras_accuracy": 0.985,
                                                   "samples": 512}},
@@ -328,8 +330,8 @@ def test_accuracy_accessor_order_and_fallbacks():
     assert [a.source for a in accuracy_figures(data, "../base.keras", "float32")] == [
         MODEL_TEST, KERAS_PARITY
     ]  # fmt: skip
-    data["artifacts"][0]["accuracy"]["test"] = 98.0  # a percentage, not a fraction
-    with pytest.raises(Exception, match=r"artifacts\[0\]\.accuracy\.test must be an accuracy"):
+    data["artifacts"][0]["test_accuracy"]["accuracy"] = 98.0  # a percentage, not a fraction
+    with pytest.raises(Exception, match=r"artifacts\[0\]\.test_accuracy\.accuracy must be an"):
         accuracy_figures(data, "tflite-float32", "float32", "m.json")
 
 

@@ -33,8 +33,9 @@ from lowrank_edge.runtime.manifest import MANIFEST_NAME, load_manifest
 
 # Where a full-test-set accuracy may sit: on an artifact entry (this artifact run on the whole test
 # split) or on the manifest's `model` (the Keras model). Several spellings, the first found wins.
-TEST_ACCURACY_KEYS = (("accuracy", "test"), ("test_accuracy",), ("accuracy_test",))
-SAMPLE_COUNT_KEYS = ("samples", "test_samples", "count")
+# The exporter's `test_accuracy` record ({images, correct, accuracy, ...}) first.
+TEST_ACCURACY_KEYS = (("test_accuracy", "accuracy"), ("accuracy", "test"), ("accuracy_test",))
+SAMPLE_COUNT_KEYS = ("images", "samples", "test_samples", "count")
 
 
 @dataclass(frozen=True)

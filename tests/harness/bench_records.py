@@ -2,7 +2,7 @@
 
 - `FakeArtifact` / `write_export(folder, name, artifacts)`: an export folder written by hand (the
   `harness.manifest_files` manifest with these artifacts: placeholder files of the given size,
-  parity accuracies, optionally a full-test `accuracy.test` on the entry).
+  parity accuracies, optionally the whole-test-split `test_accuracy` the exporter records).
 - `measurement(p50s_ms)`: a `Measurement` whose per-repeat p50s are exactly `p50s_ms`.
 - `Group` / `write_bench(folder, device, exports, groups)`: records made by the real
   `build_records` (first model the baseline) and written by the real `JsonlWriter`.
@@ -21,7 +21,7 @@ from lowrank_edge.benchmark.results.records import GroupContext, build_records
 from lowrank_edge.benchmark.results.storage import RESULTS_NAME, JsonlWriter
 from lowrank_edge.benchmark.suite import BenchModel
 from lowrank_edge.benchmark.timing.interleave import Measurement
-from lowrank_edge.runtime.manifest import MANIFEST_NAME, ArtifactInfo, load_manifest
+from lowrank_edge.runtime.manifest import MANIFEST_NAME, AccuracyInfo, ArtifactInfo, load_manifest
 
 FORMAT_OF = {"litert": "tflite", "onnxruntime": "onnx"}
 PARITY_SAMPLES = 512
@@ -35,7 +35,7 @@ class FakeArtifact:
     variant: str
     nbytes: int
     accuracy: float | None  # parity accuracy (None: exported without labels)
-    test_accuracy: float | None = None  # written as `accuracy.test` on the entry when given
+    test_accuracy: float | None = None  # written as the entry's `test_accuracy` when given
 
     @property
     def id(self) -> str:
@@ -70,17 +70,23 @@ def write_export(
                 input=base.artifacts[0].input,
                 output=base.artifacts[0].output,
                 parity=parity if fake.accuracy is not None else None,
+                test_accuracy=test_accuracy(fake.test_accuracy),
             )
         )
     manifest = replace(
         base, model=replace(base.model, name=name), artifacts=tuple(infos), samples=None
     )
     data = manifest.to_dict()
-    for entry, fake in zip(data["artifacts"], artifacts, strict=True):
-        if fake.test_accuracy is not None:
-            entry["accuracy"] = {"test": fake.test_accuracy, "samples": 10000}
     (folder / MANIFEST_NAME).write_text(json.dumps(data, indent=2))
     return folder
+
+
+def test_accuracy(accuracy: float | None, images: int = 10000) -> AccuracyInfo | None:
+    """The manifest's whole-test-split record for an artifact scoring `accuracy`."""
+    if accuracy is None:
+        return None
+    correct = round(accuracy * images)
+    return AccuracyInfo(images, correct, correct / images, correct, correct / images)
 
 
 def measurement(p50s_ms: Sequence[float], rounds: int = 2) -> Measurement:
