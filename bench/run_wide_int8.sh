@@ -4,10 +4,12 @@
 # Usage: python3 bench/time_command.py --out bench/results/wide-int8-ort -- bash bench/run_wide_int8.sh
 set -euo pipefail
 CLI=${LOWRANK_EDGE:-.venv/bin/lowrank-edge}
-SRC=${1:-models/mnist-wide-latency}
-OUT=${2:-models/wide-int8}
+BASE=${1:-models/mnist-wide/base.keras}
+LOWRANK=${2:-models/mnist-wide-latency/l0.333.keras}
+OUT=${3:-models/wide-int8}
 for name in base l0.333; do
-    "$CLI" export "$SRC/$name.keras" --format onnx --onnx-variants float32,int8-qdq,int8-dynamic \
+    source=$BASE; [ "$name" = base ] || source=$LOWRANK
+    "$CLI" export "$source" --format onnx --onnx-variants float32,int8-qdq,int8-dynamic \
         --dataset mnist --out-dir "$OUT/$name" --overwrite
 done
 "$CLI" bench "$OUT/base" "$OUT/l0.333" --backends onnxruntime \
