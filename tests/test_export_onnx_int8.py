@@ -263,3 +263,17 @@ def test_bench_times_the_onnx_int8_variants_on_onnxruntime(shared, tmp_path):
     assert timed[("onnxruntime", "int8-qdq")]["artifact"] == "onnx-int8-qdq"
     assert timed[("onnxruntime", "int8-dynamic")]["artifact"] == "onnx-int8-dynamic"
     assert timed[("litert", "int8-dynamic")]["artifact"] == "tflite-int8-dynamic"
+
+
+def test_bench_times_every_exported_variant_by_default(shared, tmp_path):
+    out = tmp_path / "bench"
+    exported = {(a.format, a.variant) for a in shared.roundtrip.manifest.artifacts}
+    args = ["bench", str(shared.roundtrip.out_dir), "--backends", "litert,onnxruntime",
+            "--out", str(out), *FAST_CLI_ARGS]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "no model has variant" not in result.output  # nothing was asked for by name
+    fmt = {"litert": "tflite", "onnxruntime": "onnx"}
+    timed = {(fmt[r["backend"]], r["variant"]) for r in read_results(out)}
+    assert timed == exported  # every artifact of the export, each on its own runtime
+    assert {("onnx", "int8-qdq"), ("onnx", "float32")} <= timed

@@ -65,6 +65,7 @@ class SweepConfig:
     models: tuple[str, ...]
     backends: tuple[str, ...] = ("litert", "onnxruntime")
     variants: tuple[str, ...] = ("float32",)
+    note_missing: bool = True  # note requested variants a backend lacks (off for "every one")
     threads: tuple[int, ...] = (1,)
     batches: tuple[int, ...] = (1,)
     baseline: str | None = None
@@ -155,7 +156,7 @@ class _Sweep:
                 # nothing loaded: still record each configuration's failure
                 variants = [KERAS_VARIANT] if backend == "keras" else list(self.config.variants)
             skipped = [v for v in self.config.variants if v not in variants]
-            if skipped:
+            if skipped and self.config.note_missing:
                 self.progress.note(
                     f"note: {backend}: no model has variant(s) {', '.join(skipped)}; skipped"
                 )

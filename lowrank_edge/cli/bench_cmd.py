@@ -31,10 +31,11 @@ from lowrank_edge.fileio import check_can_write
 @comma_list_option(
     "--variants",
     choices=ALL_VARIANTS,
-    default="float32",
-    show_default=True,
+    default=None,
+    show_default="every variant the models were exported with",
     help=f"Variants to time: LiteRT runs TFLite's ({', '.join(TFLITE_VARIANTS)}), ONNX Runtime "
-    f"ONNX's ({', '.join(ONNX_VARIANTS)}); a backend skips the ones no model has.",
+    f"ONNX's ({', '.join(ONNX_VARIANTS)}); a backend skips the ones no model has (with a note "
+    "when they were asked for by name).",
 )
 @click.option(
     "--threads", type=INTS, default="1", show_default=True, help="Comma-separated thread counts."
@@ -146,7 +147,8 @@ def bench(models, backends, variants, threads, batches, baseline, out_dir, overw
     config = SweepConfig(
         models=tuple(models),
         backends=backends,
-        variants=variants,
+        variants=variants or ALL_VARIANTS,
+        note_missing=variants is not None,
         threads=threads,
         batches=batches,
         baseline=baseline,
