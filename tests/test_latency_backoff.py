@@ -29,7 +29,7 @@ from lowrank_edge.latency.table_cache import ensure_latency_table
 from lowrank_edge.latency.target import LatencyTarget, predict_latency
 from lowrank_edge.model.saving import save_model, sidecar_path
 from lowrank_edge.pipeline.report import latency_section
-from lowrank_edge.pipeline.run import CompressOptions, compress_and_finetune
+from lowrank_edge.pipeline.run import CompressOptions, compress_and_finetune, parse_speedups
 
 QUIET = {"log": lambda message: None}
 
@@ -299,3 +299,19 @@ def test_a_plan_well_above_its_target_is_reallocated_more_loosely(first, looser,
     assert record.chosen == chosen
     assert kept.ranks == (loose_plan.ranks if chosen == 1 else plan.ranks)
     assert record.checks[record.chosen].measured >= 1.6
+
+
+def test_speedup_lists_become_latency_fractions_and_bad_ones_are_refused():
+    assert parse_speedups("1.6, 2") == pytest.approx((0.625, 0.5))
+    for text, message in (("1.6,x", "expected comma-separated numbers like 1.6,2"),
+                          ("0.9", "every speedup must be a number >= 1"),
+                          ("", "every speedup must be a number >= 1")):  # fmt: skip
+        with pytest.raises(LowrankEdgeError, match=message):
+            parse_speedups(text)
+
+
+def test_the_pipeline_refuses_both_latency_targets_at_once():
+    args = ["pipeline", "--dataset", "mnist", "--target-speedup", "2", "--target-latency", "0.5"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert "choose --target-speedup or --target-latency, not both" in result.output

@@ -16,6 +16,7 @@ from lowrank_edge.cli.options import (
     augment_option,
     balance_option,
     batch_size_option,
+    check_one_latency_target,
     comma_list_option,
     compress_options_from,
     compression_options,
@@ -330,8 +331,7 @@ def pipeline(
 
     target_speedup = compression.pop("target_speedup")
     target_latency = compression.pop("target_latency")
-    if target_speedup is not None and target_latency is not None:
-        raise LowrankEdgeError("choose --target-speedup or --target-latency, not both")
+    check_one_latency_target(target_speedup, target_latency)
     latency_fractions = ()
     if target_speedup is not None:
         latency_fractions = parse_speedups(target_speedup)

@@ -383,10 +383,15 @@ latency_options = apply_options(
 )
 
 
-def latency_fraction(speedup: float | None, latency: float | None) -> float | None:
-    """The latency fraction kept from --target-speedup S (1/S) or --target-latency F."""
+def check_one_latency_target(speedup: object, latency: object) -> None:
+    """--target-speedup and --target-latency say the same thing: refuse both at once."""
     if speedup is not None and latency is not None:
         raise LowrankEdgeError("choose --target-speedup or --target-latency, not both")
+
+
+def latency_fraction(speedup: float | None, latency: float | None) -> float | None:
+    """The latency fraction kept from --target-speedup S (1/S) or --target-latency F."""
+    check_one_latency_target(speedup, latency)
     return 1.0 / speedup if speedup is not None else latency
 
 

@@ -9,12 +9,12 @@ and backs off until it is not slower, and `record()` is the sidecar's latency se
 from __future__ import annotations
 
 from lowrank_edge.benchmark.timing.calls import TimingPolicy
-from lowrank_edge.compress.allocate import allocate_ranks
 from lowrank_edge.compress.analyse import ModelAnalysis
 from lowrank_edge.compress.choose import RankPlan
 from lowrank_edge.compress.steps import CostBudget
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.latency.back_off import BackOff, back_off, relax
+from lowrank_edge.latency.hardware_cost import allocate_for_latency
 from lowrank_edge.latency.target import (
     LATENCY_TABLE_NEEDED,
     LatencyTarget,
@@ -76,10 +76,10 @@ class LatencyCheck:
             if plan.settings.get("sensitivity") in (None, "none"):  # spectral errors only
 
                 def reallocate(fraction: float) -> RankPlan:
-                    cost, fixed = latency_budget(self.table, fraction, condition).cost_for(analysis)
-                    rounding = plan.settings.get("rounding")
-                    looser = allocate_ranks(analysis, fraction, budget="latency", cost=cost,
-                                            fixed_cost=fixed, rounding=rounding)  # fmt: skip
+                    looser = allocate_for_latency(
+                        analysis, self.table, fraction, condition.backend, condition.threads,
+                        condition.batch, rounding=plan.settings.get("rounding"),
+                    )  # fmt: skip
                     looser.settings["sensitivity"] = "none"
                     return looser
 

@@ -9,7 +9,7 @@ is what the compression sidecar stores: the table, its condition and device, the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lowrank_edge.benchmark.latency_table import Condition, LatencyTable, load_latency_table
@@ -110,11 +110,7 @@ def latency_record(
     return {
         "table": str(table.path) if table.path else None,
         "table_sha256": sha256_file(table.path) if table.path else None,
-        "condition": {
-            "backend": condition.backend,
-            "threads": condition.threads,
-            "batch": condition.batch,
-        },  # fmt: skip
+        "condition": asdict(condition),
         "device": {k: table.device.get(k) for k in ("host", "cpu_model", "cpu_count", "machine")},
         "created": table.created,
         "predicted_dense_ms": prediction.dense_ms,

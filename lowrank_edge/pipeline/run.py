@@ -473,15 +473,18 @@ def _write_reports(summary: dict, out_dir: Path, log: Log) -> None:
         log(f"[report] wrote {plot}")
 
 
-def parse_fractions(text: str | Sequence[float], option: str = "--energies") -> tuple[float, ...]:
-    """'0.5,0.75,0.9' -> (0.5, 0.75, 0.9), each checked to lie in (0, 1]."""
+def parse_numbers(text: str | Sequence[float], option: str, example: str) -> tuple[float, ...]:
+    """'0.5,0.75' (or a sequence) -> (0.5, 0.75); a non-number names `option` and `example`."""
     values = text if not isinstance(text, str) else [v for v in text.split(",") if v.strip()]
     try:
-        fractions = tuple(float(v) for v in values)
+        return tuple(float(v) for v in values)
     except ValueError as error:
-        raise LowrankEdgeError(
-            f"{option}: expected numbers like 0.5,0.75,0.9, got {text!r}"
-        ) from error
+        raise LowrankEdgeError(f"{option}: expected {example}, got {text!r}") from error
+
+
+def parse_fractions(text: str | Sequence[float], option: str = "--energies") -> tuple[float, ...]:
+    """'0.5,0.75,0.9' -> (0.5, 0.75, 0.9), each checked to lie in (0, 1]."""
+    fractions = parse_numbers(text, option, "numbers like 0.5,0.75,0.9")
     for fraction in fractions:
         if not 0.0 < fraction <= 1.0:
             raise LowrankEdgeError(f"{option}: {fraction} is outside (0, 1]")
@@ -497,12 +500,7 @@ def parse_energies(text: str | Sequence[float]) -> tuple[float, ...]:
 
 def parse_speedups(text: str) -> tuple[float, ...]:
     """'1.6,2' -> the latency fractions kept (0.625, 0.5); every speedup must be >= 1."""
-    try:
-        speedups = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError as error:
-        raise LowrankEdgeError(
-            f"--target-speedup: expected comma-separated numbers like 1.6,2, got {text!r}"
-        ) from error
+    speedups = parse_numbers(text, "--target-speedup", "comma-separated numbers like 1.6,2")
     bad = [s for s in speedups if not s >= 1.0 or s == float("inf")]
     if not speedups or bad:
         raise LowrankEdgeError(

@@ -23,7 +23,8 @@ def plots_unavailable() -> str | None:
     return None
 
 
-def _save(figure, path: Path) -> Path:
+def save_figure(figure, path: Path) -> Path:
+    """Write `figure` as a PNG at `path` atomically (120 dpi, tight bounding box)."""
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=120, bbox_inches="tight")
     return path
@@ -71,7 +72,7 @@ def speedup_plot(records: Sequence[dict], path: Path) -> Path:
     axes.legend(fontsize=8)
     axes.grid(True, alpha=0.3)
     try:
-        return _save(figure, path)
+        return save_figure(figure, path)
     finally:
         plt.close(figure)
 
@@ -111,7 +112,7 @@ def threads_plot(records: Sequence[dict], path: Path) -> Path:
         if lines:
             axis.legend(fontsize=7)
     try:
-        return _save(figure, path)
+        return save_figure(figure, path)
     finally:
         plt.close(figure)
 

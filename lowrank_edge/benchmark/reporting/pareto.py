@@ -10,16 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lowrank_edge.benchmark.recommend import ConditionResult, several_runs
-from lowrank_edge.fileio import atomic_path
+from lowrank_edge.benchmark.reporting.charts import save_figure
 
 PARETO_PNG = "pareto.png"
 _MIN_AREA, _MAX_AREA = 30.0, 600.0
-
-
-def _save(figure, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=120, bbox_inches="tight")
-    return path
 
 
 def _areas(sizes: Sequence[int | None]) -> list[float]:
@@ -82,6 +76,6 @@ def pareto_plot(results: Sequence[ConditionResult], path: Path) -> Path:
         "grey = original, blue = within budget, red = over it)"
     )
     try:
-        return _save(figure, path)
+        return save_figure(figure, path)
     finally:
         plt.close(figure)
