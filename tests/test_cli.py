@@ -187,6 +187,7 @@ def test_pipeline_command_takes_the_compress_options_and_exports(mnist_dir, tmp_
         "tflite,onnx",
         "--tflite-variants",
         "float32",
+        *("--onnx-variants", "float32,int8-dynamic", "--max-accuracy-drop", "100"),
         "--out-dir",
         out,
     )
@@ -199,10 +200,28 @@ def test_pipeline_command_takes_the_compress_options_and_exports(mnist_dir, tmp_
         "base/manifest.json",
         "f0.5/manifest.json",
         "f0.5/f0.5.onnx",
+        "f0.5/f0.5-int8-dynamic.onnx",
         "f0.5/f0.5-float32.tflite",
+        "bench/results.jsonl",
+        "bench/report.md",
+        "bench/command.json",
+        "bench/recommendation.json",
     ):
         assert (out / name).is_file(), name
+    # The run ends with the recommendation for this machine, one per runtime, naming a file that
+    # one of the run's manifests lists (a budget of 100 points admits every artifact).
+    assert "which file to ship on this machine" in result.output
+    recommendation = json.loads((out / "bench/recommendation.json").read_text())
+    chosen = {c["backend"]: c["recommended"] for c in recommendation["conditions"]}
+    assert set(chosen) == {"litert", "onnxruntime"}
+    for backend, entry in chosen.items():
+        manifest = json.loads(Path(entry["manifest"]).read_text())
+        assert entry["file"] in [a["file"] for a in manifest["artifacts"]], backend
+        assert (backend == "litert") == entry["file"].endswith(".tflite")
     summary = json.loads((out / "results.json").read_text())
+    shipped = {c["backend"]: c for c in summary["recommendation"]["conditions"]}
+    assert shipped["litert"]["file"].endswith(chosen["litert"]["file"])
+    assert "## Which file to ship on this machine" in (out / "report.md").read_text()
     assert [m["name"] for m in summary["models"]] == ["base", "f0.5"]
     settings = summary["settings"]
     assert settings["seed"] == 3 and settings["energies"] == []

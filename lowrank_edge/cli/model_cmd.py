@@ -37,7 +37,7 @@ from lowrank_edge.cli.options import (
     warn_deprecated,
 )
 from lowrank_edge.errors import LowrankEdgeError
-from lowrank_edge.export.variants import FORMATS, TFLITE_VARIANTS
+from lowrank_edge.export.variants import FORMATS, ONNX_VARIANTS, TFLITE_VARIANTS
 
 
 def _load_data(dataset: str | None, data_dir: Path | None, seed: int, needed_for: str):
@@ -292,6 +292,29 @@ def evaluate(model_path: Path, dataset: str, data_dir: Path | None, seed: int) -
     show_default=True,
     help="TFLite variants to export.",
 )
+@comma_list_option(
+    "--onnx-variants",
+    "onnx_variants",
+    choices=ONNX_VARIANTS,
+    default="float32",
+    show_default=True,
+    help="ONNX variants to export (int8 ones by onnxruntime.quantization).",
+)
+@click.option(
+    "--bench/--no-bench",
+    "bench",
+    default=True,
+    show_default=True,
+    help="After --export: time every exported artifact on this machine (LiteRT / ONNX Runtime, "
+    "1 thread, batch 32) into <out-dir>/bench/ and end by printing which file to ship.",
+)
+@click.option(
+    "--max-accuracy-drop",
+    type=click.FloatRange(min=0.0),
+    default=0.5,
+    show_default=True,
+    help="The recommendation's accuracy budget: points below the original float32 model.",
+)
 @seed_option(RUN_SEED_HELP)
 @overwrite_option()
 def pipeline(
@@ -314,6 +337,9 @@ def pipeline(
     head_units: int,
     export_formats: tuple[str, ...] | None,
     tflite_variants: tuple[str, ...],
+    onnx_variants: tuple[str, ...],
+    bench: bool,
+    max_accuracy_drop: float,
     seed: int,
     overwrite: bool,
     **compression: object,
@@ -328,6 +354,7 @@ def pipeline(
         parse_speedups,
         run_pipeline,
     )
+    from lowrank_edge.pipeline.ship import ShipStep
 
     target_speedup = compression.pop("target_speedup")
     target_latency = compression.pop("target_latency")
@@ -385,6 +412,8 @@ def pipeline(
         compress=compress_options_from(compression, seed=seed),
         export_formats=export_formats or (),
         tflite_variants=tflite_variants,
+        onnx_variants=onnx_variants,
+        ship=ShipStep(max_accuracy_drop=max_accuracy_drop) if bench else None,
         seed=seed,
         overwrite=overwrite,
     )

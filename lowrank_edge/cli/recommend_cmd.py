@@ -14,8 +14,6 @@ from lowrank_edge.benchmark.backends.runtimes import BACKENDS
 from lowrank_edge.cli.options import overwrite_option
 from lowrank_edge.errors import LowrankEdgeError
 
-RECOMMENDATION_JSON = "recommendation.json"
-
 
 @click.command("recommend")
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True))
@@ -51,11 +49,11 @@ def recommend(folders, max_accuracy_drop, backend, threads, batch, out_dir, over
     """
     from lowrank_edge.benchmark.recommend import recommend as recommend_all
     from lowrank_edge.benchmark.recommend import render_text
+    from lowrank_edge.benchmark.recommend_files import (
+        check_recommendation_outputs,
+        write_recommendation,
+    )
     from lowrank_edge.benchmark.recommend_inputs import Filters, group_candidates, read_bench
-    from lowrank_edge.benchmark.reporting.charts import plots_unavailable
-    from lowrank_edge.benchmark.reporting.pareto import PARETO_PNG, pareto_plot
-    from lowrank_edge.benchmark.results.provenance import command_record
-    from lowrank_edge.fileio import check_can_write, write_json_atomic
 
     if not math.isfinite(max_accuracy_drop) or max_accuracy_drop < 0:
         raise LowrankEdgeError(
@@ -67,10 +65,7 @@ def recommend(folders, max_accuracy_drop, backend, threads, batch, out_dir, over
             raise LowrankEdgeError(f"{name} must be >= 1, got {value}")
     first = Path(folders[0])
     out = Path(out_dir) if out_dir else (first if first.is_dir() else first.parent)
-    no_plot = plots_unavailable()
-    check_can_write(out / RECOMMENDATION_JSON, overwrite)  # refuse before any work
-    if no_plot is None:
-        check_can_write(out / PARETO_PNG, overwrite)
+    check_recommendation_outputs(out, overwrite)  # refuse before any work
 
     filters = Filters(backend=backend, threads=threads, batch=batch)
     groups = group_candidates(read_bench(folders), filters)
@@ -80,15 +75,8 @@ def recommend(folders, max_accuracy_drop, backend, threads, batch, out_dir, over
     if refusal is not None:
         raise LowrankEdgeError(refusal)
 
-    data = result.to_dict() | {"provenance": command_record()}
-    click.echo(f"wrote {write_json_atomic(out / RECOMMENDATION_JSON, data)}")
-    if no_plot is not None:
-        stale = (
-            " (the pareto.png there is from an earlier run)" if (out / PARETO_PNG).exists() else ""
-        )
-        click.echo(f"{PARETO_PNG} skipped: matplotlib is not installed{stale}")
-    else:
-        click.echo(f"wrote {pareto_plot(result.conditions, out / PARETO_PNG)}")
+    for line in write_recommendation(result, out):
+        click.echo(line)
 
 
 COMMANDS = [recommend]

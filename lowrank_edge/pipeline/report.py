@@ -147,6 +147,46 @@ def latency_section(summary: dict) -> str:
     return "\n\n".join(parts)
 
 
+def ship_section(summary: dict) -> str:
+    """The closing bench's answer: per runtime, the file to ship within the accuracy budget."""
+    shipped = summary.get("recommendation")
+    if not shipped:
+        return ""
+    if "conditions" not in shipped:
+        return f"## Which file to ship on this machine\n\nNot measured: {shipped.get('problem')}."
+    rows = []
+    for c in shipped["conditions"]:
+        where = f"{c['backend']}, {c['threads']} thread(s), batch {c['batch']}"
+        if c.get("artifact") is None:
+            rows.append([where, "none", "–", "–", "–", c.get("problem") or "–"])
+            continue
+        tie = f"tie within spread with {c['runner_up']}" if c.get("tie_within_spread") else "–"
+        rows.append(
+            [
+                where,
+                f"`{c['file']}`",
+                _speedup(c.get("speedup")),
+                "–" if c.get("bytes") is None else f"{c['bytes'] / 1000:.1f} kB",
+                f"{-c['drop_pp']:+.2f} pp",
+                tie,
+            ]
+        )
+    header = ["Runtime", "Ship", "Speedup", "Size", "Accuracy vs original", "Note"]
+    machine = next(
+        (c["machine"] for c in shipped["conditions"] if c.get("machine")), "this machine"
+    )
+    return "\n\n".join(
+        [
+            "## Which file to ship on this machine",
+            f"Every exported artifact timed on {machine} (`{shipped['bench_dir']}/report.md`); "
+            f"per runtime the fastest whose full-test accuracy is within "
+            f"{shipped['max_accuracy_drop_pp']:g} points of the original float32 model "
+            f"(`lowrank-edge recommend`, `{shipped['bench_dir']}/recommendation.json`).",
+            markdown_table(header, rows),
+        ]
+    )
+
+
 def write_markdown_report(summary: dict, path: Path) -> Path:
     """Write the pipeline report (summary, models, ranks) to `path` atomically."""
     data = summary["dataset"]
@@ -159,6 +199,7 @@ def write_markdown_report(summary: dict, path: Path) -> Path:
         "## Models",
         models_table(summary),
         latency_section(summary),
+        ship_section(summary),
         "## Rank kept per layer",
         rank_table(summary),
         *[

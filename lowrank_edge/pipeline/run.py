@@ -21,6 +21,7 @@ from lowrank_edge.model.resnet import ResNetConfig
 from lowrank_edge.model.saving import load_model, save_model, sidecar_path
 from lowrank_edge.model.train import FitConfig, FitResult, fit
 from lowrank_edge.pipeline.measure import accuracy_record, cost_record, file_bytes, relative_figures
+from lowrank_edge.pipeline.ship import BENCH_FOLDER, ShipStep
 
 DATA_NEEDED = (
     "the whitened factoriser, --bn-recalibrate and --sensitivity eval need data: pass "
@@ -248,6 +249,8 @@ class PipelineConfig:
     compress: CompressOptions = CompressOptions(target_macs=0.5)
     export_formats: tuple[str, ...] = ()
     tflite_variants: tuple[str, ...] = ("float32",)
+    onnx_variants: tuple[str, ...] = ("float32",)
+    ship: ShipStep | None = None  # after the exports: bench them here and recommend one
     seed: int = 0
     overwrite: bool = False
 
@@ -297,6 +300,13 @@ def run_pipeline(
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path = out_dir / "results.json"
     check_can_write(results_path, config.overwrite)
+    ship = _ship_step(config)
+    if ship is not None:
+        from lowrank_edge.benchmark.recommend_files import check_recommendation_outputs
+        from lowrank_edge.benchmark.results.storage import RESULTS_NAME
+
+        check_can_write(out_dir / BENCH_FOLDER / RESULTS_NAME, config.overwrite)
+        check_recommendation_outputs(out_dir / BENCH_FOLDER, config.overwrite)
     if data is None:
         log(f"[data] loading {config.dataset} (split seed {config.seed})")
         data = load_dataset(config.dataset, config.data_dir, seed=config.seed)
@@ -322,9 +332,33 @@ def run_pipeline(
         failures = export_records(config, data, out_dir, records, log)
         write_json_atomic(results_path, summary, overwrite=True)  # now with the manifests
         log(f"[report] updated {results_path} with the exports")
+        if ship is not None:
+            summary["recommendation"] = _bench_and_recommend(records, out_dir, ship, config, log)
+            write_json_atomic(results_path, summary, overwrite=True)
+            log(f"[report] updated {results_path} and {_write_markdown(summary, out_dir)}")
         if failures:
             raise LowrankEdgeError("export failed for " + "; ".join(failures))
     return records
+
+
+def _ship_step(config: PipelineConfig) -> ShipStep | None:
+    """The closing bench over the runtimes the exports feed, or None (no exports, or off)."""
+    runtimes = {"tflite": "litert", "onnx": "onnxruntime"}
+    backends = tuple(runtimes[f] for f in config.export_formats if f in runtimes)
+    if config.ship is None or not backends:
+        return None
+    return replace(config.ship, backends=backends)
+
+
+def _bench_and_recommend(records, out_dir: Path, ship: ShipStep, config, log: Log) -> dict:
+    """Bench the models that exported (the original first: it is the baseline) and recommend."""
+    from lowrank_edge.pipeline.ship import bench_and_recommend
+
+    exported = [Path(r["export"]["dir"]) for r in records if "manifest" in r.get("export", {})]
+    if not records or "manifest" not in records[0].get("export", {}):
+        log("[bench] skipped: the original model did not export, so nothing to compare against")
+        return {"problem": "the original model did not export"}
+    return bench_and_recommend(exported, out_dir, ship, config.overwrite, log)
 
 
 def _ensure_latency_tables(settings: Sequence[CompressOptions], model, log: Log) -> None:
@@ -425,6 +459,7 @@ def export_records(
                 target,
                 formats=config.export_formats,
                 tflite_variants=config.tflite_variants,
+                onnx_variants=config.onnx_variants,
                 dataset=data,
                 overwrite=config.overwrite,
                 log=log,
@@ -459,11 +494,14 @@ def _dataset_facts(data: Dataset) -> dict:
     }
 
 
-def _write_reports(summary: dict, out_dir: Path, log: Log) -> None:
+def _write_markdown(summary: dict, out_dir: Path) -> Path:
     from lowrank_edge.pipeline.report import write_markdown_report
 
-    path = write_markdown_report(summary, out_dir / "report.md")
-    log(f"[report] wrote {path}")
+    return write_markdown_report(summary, out_dir / "report.md")
+
+
+def _write_reports(summary: dict, out_dir: Path, log: Log) -> None:
+    log(f"[report] wrote {_write_markdown(summary, out_dir)}")
     try:
         from lowrank_edge.pipeline.plots import write_pipeline_plots
     except ImportError:  # matplotlib is optional
