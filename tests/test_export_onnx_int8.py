@@ -28,7 +28,7 @@ from lowrank_edge.export import (
     plan_artifacts,
 )
 from lowrank_edge.fileio import sha256_file
-from lowrank_edge.runtime import open_artifact
+from lowrank_edge.runtime import load_manifest, open_artifact
 
 INT8_ONNX = ("onnx-int8-qdq", "onnx-int8-dynamic")
 
@@ -277,3 +277,61 @@ def test_bench_times_every_exported_variant_by_default(shared, tmp_path):
     timed = {(fmt[r["backend"]], r["variant"]) for r in read_results(out)}
     assert timed == exported  # every artifact of the export, each on its own runtime
     assert {("onnx", "int8-qdq"), ("onnx", "float32")} <= timed
+
+
+def test_calibration_count_is_used_recorded_and_checked(shared, tmp_path, monkeypatch):
+    """--calibration-images sets how many training images calibrate int8-qdq / int8-full: the
+    converters get exactly that many, the calibrated artifacts record it, the others do not."""
+    import lowrank_edge.export.exporter as exporter
+    import lowrank_edge.export.quantize_onnx as quantize_module
+
+    seen = []
+    real_pick = exporter.pick_representative
+
+    def pick(dataset, count):
+        seen.append(count)
+        return real_pick(dataset, count)
+
+    monkeypatch.setattr(exporter, "pick_representative", pick)
+    fed = []
+    real_quantize = quantize_module.quantize_onnx
+
+    def quantize(model, variant, workdir, representative=None):
+        fed.append(None if representative is None else len(representative))
+        return real_quantize(model, variant, workdir, representative)
+
+    monkeypatch.setattr(quantize_module, "quantize_onnx", quantize)
+    manifest = export_model(
+        shared.roundtrip.model_path,
+        tmp_path / "out",
+        formats=("onnx",),
+        onnx_variants=("float32", "int8-qdq", "int8-dynamic"),
+        dataset=shared.dataset,
+        parity_samples=PARITY_SAMPLES,
+        calibration_images=7,
+        log=lambda line: None,
+    )
+    assert seen == [7] and fed[0] == 7
+    counts = {a.id: a.calibration_images for a in manifest.artifacts}
+    assert counts == {"onnx-float32": None, "onnx-int8-qdq": 7, "onnx-int8-dynamic": None}
+    reread = load_manifest(tmp_path / "out")
+    assert reread.artifact("onnx-int8-qdq").calibration_images == 7
+
+
+def test_calibration_count_beyond_the_training_split_is_refused(shared, tmp_path):
+    too_many = len(shared.dataset.x_train) + 1
+    with pytest.raises(LowrankEdgeError, match=f"{too_many} asked for.*has only"):
+        export_model(
+            shared.roundtrip.model_path,
+            tmp_path / "out",
+            formats=("onnx",),
+            onnx_variants=("int8-qdq",),
+            dataset=shared.dataset,
+            calibration_images=too_many,
+            log=lambda line: None,
+        )
+    assert not (tmp_path / "out").exists()
+    result = CliRunner().invoke(
+        main, ["export", str(shared.roundtrip.model_path), "--calibration-images", "0"]
+    )
+    assert result.exit_code == 2 and "--calibration-images" in result.output

@@ -19,6 +19,7 @@ from lowrank_edge.cli.options import (
     seed_option,
 )
 from lowrank_edge.errors import LowrankEdgeError
+from lowrank_edge.export.exporter import REPRESENTATIVE_COUNT
 from lowrank_edge.export.variants import FORMATS, INT8_IO_TYPES, ONNX_VARIANTS, TFLITE_VARIANTS
 
 
@@ -56,6 +57,13 @@ from lowrank_edge.export.variants import FORMATS, INT8_IO_TYPES, ONNX_VARIANTS, 
     default=None,
     help="Integer input/output for int8-full: uint8 (the bare flag) or int8.",
 )
+@click.option(
+    "--calibration-images",
+    type=click.IntRange(1),
+    default=REPRESENTATIVE_COUNT,
+    show_default=True,
+    help="Training images that set the int8 ranges of int8-full (TFLite) and int8-qdq (ONNX).",
+)
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
 @click.option(
     "--samples",
@@ -84,6 +92,7 @@ def export(
     onnx_variants: tuple[str, ...] | None,
     all_variants: bool,
     int8_io: str | None,
+    calibration_images: int,
     opset: int,
     samples: int,
     dataset: str | None,
@@ -118,6 +127,7 @@ def export(
         parity_samples=samples,
         opset=opset,
         int8_io=int8_io or False,
+        calibration_images=calibration_images,
         overwrite=overwrite,
         verify=not no_verify,
         verbose=verbose,

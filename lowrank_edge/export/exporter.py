@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +144,7 @@ def export_model(
     parity_samples: int = 512,
     opset: int = 17,
     int8_io: bool | str = False,
+    calibration_images: int = REPRESENTATIVE_COUNT,
     overwrite: bool = False,
     verify: bool = True,
     verbose: bool = False,
@@ -155,7 +156,8 @@ def export_model(
     without a dataset) and must meet its tolerance (`variants.TOLERANCES`) unless `verify` is off.
     With a dataset, each artifact's accuracy on the whole test split is recorded too (whether
     or not `verify` is on). `int8_io` gives the int8-full variant integer I/O: True or "uint8",
-    or "int8".
+    or "int8". `calibration_images` training images set the int8 ranges of the calibrated
+    variants (TFLite int8-full, ONNX int8-qdq).
     """
     model_path, out_dir = Path(model_path), Path(out_dir)
     plan = plan_artifacts(
@@ -179,9 +181,10 @@ def export_model(
     info = model_info(model, model_path, out_dir, dataset, read_sidecar(sidecar_path(model_path)))
     parity_inputs = _parity_inputs(model, inp, dataset, parity_samples, log) if verify else None
     test_set = _test_set(model, dataset) if dataset is not None else None
-    representative = (
-        pick_representative(dataset, REPRESENTATIVE_COUNT) if dataset is not None else None
-    )
+    representative = None
+    if dataset is not None:
+        _check_calibration_count(calibration_images, dataset)
+        representative = pick_representative(dataset, calibration_images)
 
     created_out_dir = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -201,6 +204,12 @@ def export_model(
             _make_artifact(planned, converter, staging, parity_inputs, test_set, log)
             for planned in plan
         ]
+        artifacts = [
+            replace(a, calibration_images=calibration_images)
+            if a.variant in CALIBRATED_VARIANTS
+            else a
+            for a in artifacts
+        ]
         _raise_on_parity_failures(model_path, artifacts)
         manifest = Manifest(
             model=info,
@@ -217,6 +226,17 @@ def export_model(
             out_dir.rmdir()  # a failed export leaves no trace
     log(f"[export] wrote {manifest.path} ({len(artifacts)} artifacts)")
     return manifest
+
+
+def _check_calibration_count(count: int, dataset: Dataset) -> None:
+    """The calibration count must be a positive number the training split can supply."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise LowrankEdgeError(f"calibration images: expected a count >= 1, got {count!r}")
+    if count > len(dataset.x_train):
+        raise LowrankEdgeError(
+            f"calibration images: {count} asked for, but {dataset.name}'s training split has "
+            f"only {len(dataset.x_train)}"
+        )
 
 
 class _Converter:

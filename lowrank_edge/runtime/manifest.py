@@ -135,6 +135,7 @@ class ArtifactInfo:
     output: TensorIO
     parity: Parity | None = None
     test_accuracy: AccuracyInfo | None = None
+    calibration_images: int | None = None  # training images that set int8 ranges (calibrated)
 
 
 @dataclass(frozen=True)
@@ -415,6 +416,11 @@ def _artifact(f: _Fields) -> ArtifactInfo:
         output=_tensor_io(f.sub("output")),
         parity=None if parity is None else _parity(parity),
         test_accuracy=None if test_accuracy is None else _accuracy(test_accuracy),
+        calibration_images=(
+            f.get("calibration_images", int, nullable=True)
+            if "calibration_images" in f.data
+            else None
+        ),
     )
 
 
