@@ -133,6 +133,10 @@ def test_compress_refuses_to_replace_output(trained, tmp_path):
             "choose --rank or --rank-fraction alone, or any of --energies, --target-macs, "
             "--target-params and --target-speedup (got --rank and --energies)",
         ),
+        (
+            ["pipeline", "--dataset", "mnist", "--export", "tflite", "--onnx-variants", "int8-qdq"],
+            "--onnx-variants applies to exported files: add --export onnx",
+        ),
     ],
 )
 def test_user_mistakes_give_one_error_line(args, message, trained, tmp_path):

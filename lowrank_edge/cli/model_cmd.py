@@ -389,6 +389,12 @@ def pipeline(
         )
     if not fixed and not lists:
         target_macs = DEFAULT_TARGET_MACS
+    for flag, variants, fmt in (
+        ("--tflite-variants", tflite_variants, "tflite"),
+        ("--onnx-variants", onnx_variants, "onnx"),
+    ):
+        if variants != ("float32",) and fmt not in (export_formats or ()):
+            raise LowrankEdgeError(f"{flag} applies to exported files: add --export {fmt}")
     common = {"batch_size": batch_size, "augment": augment, "balance_classes": balance_classes}
     config = PipelineConfig(
         dataset=dataset,
