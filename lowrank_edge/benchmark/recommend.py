@@ -42,7 +42,7 @@ FRONT_RULE = (
     "Pareto front over p50 latency (lower is better) and accuracy relative to the original "
     "(higher is better): an artifact is on it unless another is at least as good on both and "
     "strictly better on one. Size is not an objective: it only breaks exact ties on both (the "
-    "smaller file wins) and sets the marker size in pareto.png."
+    "smaller file wins) and sets the marker size in the plots."
 )
 TIE_RULE = (
     "tie within measured spread: the winner's and the runner-up's per-repeat p50 ranges overlap "
@@ -373,13 +373,17 @@ def _speed_key(entry: Entry) -> tuple:
     return (entry.candidate.p50_ms, drop, size, entry.label)
 
 
-def recommend_condition(
+def judge_condition(
     condition: Condition,
     candidates: Sequence[Candidate],
-    max_drop_pp: float,
+    max_drop_pp: float = math.inf,
     notes: Iterable[str] = (),
 ) -> ConditionResult:
-    """Judge every candidate of one condition against its reference and pick the winner."""
+    """Every candidate judged against the reference, fastest first, the front marked; no winner.
+
+    Needs no budget (the bench report has none: every known drop is then `within_budget`).
+    When the reference has no accuracy, the entries carry speedups only and `problem` says why.
+    """
     notes = list(notes)
     references = [c for c in candidates if c.is_reference]
     base = ConditionResult(condition, max_drop_pp)
@@ -392,14 +396,15 @@ def recommend_condition(
     reference = references[0]
     if len(references) > 1:
         notes.append(f"several reference records; the first ({reference.label}) is used")
-    if reference.best_accuracy() is None:
-        why = f": {reference.note}" if reference.note else ""
-        problem = f"the original {reference.label} has no accuracy figure{why}"
-        return replace(base, problem=problem, notes=tuple(notes))
     judged = sorted((judge(c, reference, max_drop_pp) for c in candidates), key=_speed_key)
     front = {id(e) for e in pareto_front(judged)}
     entries = tuple(replace(e, on_front=id(e) in front) for e in judged)
     reference_entry = next(e for e in entries if e.candidate is reference)
+    result = replace(base, entries=entries, reference=reference_entry)
+    if reference.best_accuracy() is None:
+        why = f": {reference.note}" if reference.note else ""
+        problem = f"the original {reference.label} has no accuracy figure{why}"
+        return replace(result, problem=problem, notes=tuple(notes))
     others = [e for e in entries if not e.candidate.is_reference]
     for entry in others:
         if entry.drop_pp is None:
@@ -413,6 +418,21 @@ def recommend_condition(
         }
         used = "; ".join(f"{SOURCE_TEXT[s]}: {labels}" for s, labels in by_source.items())
         notes.append(f"drops use different accuracy sources, each like for like ({used})")
+    return replace(result, notes=tuple(notes))
+
+
+def recommend_condition(
+    condition: Condition,
+    candidates: Sequence[Candidate],
+    max_drop_pp: float,
+    notes: Iterable[str] = (),
+) -> ConditionResult:
+    """Judge every candidate of one condition against its reference and pick the winner."""
+    judged = judge_condition(condition, candidates, max_drop_pp, notes)
+    if judged.problem is not None:  # nothing judged: no entries either
+        return ConditionResult(condition, max_drop_pp, problem=judged.problem, notes=judged.notes)
+    notes = list(judged.notes)
+    others = [e for e in judged.entries if not e.candidate.is_reference]
     counts = {e.accuracy.samples for e in others if e.accuracy and e.accuracy.samples}
     if counts and 100.0 / min(counts) > max_drop_pp:
         notes.append(
@@ -420,13 +440,13 @@ def recommend_condition(
             f"the {max_drop_pp:g} pp budget: the drops are that coarse"
         )
     qualified = [e for e in others if e.within_budget]
-    result = replace(base, entries=entries, reference=reference_entry)
+    result = replace(judged, notes=())
     if not qualified:
         known = [e for e in others if e.drop_pp is not None]
         closest = min(known, key=lambda e: (e.drop_pp, e.candidate.p50_ms), default=None)
         if closest is None:
             what = "no other artifact" if not others else "no other artifact with an accuracy"
-            problem = f"{what} was measured besides the original {reference.label}"
+            problem = f"{what} was measured besides the original {judged.reference.label}"
         else:
             problem = (
                 f"no artifact within {max_drop_pp:g} pp; closest: {_brief(closest)}, "

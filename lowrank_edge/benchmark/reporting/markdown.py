@@ -321,8 +321,10 @@ def render_report(
     plots: Sequence[str] = (),
     plot_note: str | None = None,
     title: str = "Benchmark report",
+    accuracy: Sequence[str] = (),
 ) -> str:
-    """The whole Markdown report for `records` (one device or several)."""
+    """The whole Markdown report for `records` (one device or several); `accuracy`: the lines of
+    the latency-against-accuracy section (`accuracy_view.accuracy_section`)."""
     lines = [f"# {title}", "", METHOD, ""]
     if not records:
         return "\n".join(lines + ["No results.", ""])
@@ -331,6 +333,7 @@ def render_report(
         lines += backend_section(backend, [r for r in records if r["backend"] == backend])
     if len(_devices(records)) > 1:
         lines += cross_device_section(records)
+    lines += accuracy
     lines += profile_section(profile_rows)
     if plots or plot_note:
         lines += ["## Plots", ""]

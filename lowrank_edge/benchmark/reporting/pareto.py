@@ -1,4 +1,5 @@
-"""`pareto.png`: p50 latency against accuracy, one panel per condition, marker size = bytes.
+"""p50 latency against accuracy, one panel per condition, marker size = bytes: `pareto.png` of
+`recommend` (with its budget and winner) and `latency_accuracy.png` of the bench report (none).
 
 matplotlib is optional (check `charts.plots_unavailable()` first).
 """
@@ -24,7 +25,8 @@ def _areas(sizes: Sequence[int | None]) -> list[float]:
 
 
 def pareto_plot(results: Sequence[ConditionResult], path: Path) -> Path:
-    """Draw every condition with entries; the front joined and ringed, the winner starred."""
+    """Draw every condition with a known drop; the front joined and ringed; the winner starred and
+    the budget line drawn when there is one (`max_drop_pp` of `math.inf`: no budget)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,8 +63,9 @@ def pareto_plot(results: Sequence[ConditionResult], path: Path) -> Path:
                 [result.winner.candidate.p50_ms], [-result.winner.drop_pp], marker="*", s=220,
                 c="gold", edgecolors="black", zorder=3, label="recommended",
             )  # fmt: skip
-        axis.axhline(-result.max_drop_pp, color="tab:red", linestyle=":", linewidth=1,
-                     label=f"budget (-{result.max_drop_pp:g} pp)")  # fmt: skip
+        if math.isfinite(result.max_drop_pp):
+            axis.axhline(-result.max_drop_pp, color="tab:red", linestyle=":", linewidth=1,
+                         label=f"budget (-{result.max_drop_pp:g} pp)")  # fmt: skip
         for entry, x, y in zip(entries, xs, ys, strict=True):
             axis.annotate(entry.label, (x, y), fontsize=7, xytext=(4, 4),
                           textcoords="offset points")  # fmt: skip
@@ -71,9 +74,10 @@ def pareto_plot(results: Sequence[ConditionResult], path: Path) -> Path:
         axis.set_title(result.condition.label(with_run), fontsize=9)
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize=7, loc="lower right")
+    budget = any(math.isfinite(r.max_drop_pp) for r in drawn)
+    colours = "grey = original" + (", blue = within budget, red = over it" if budget else "")
     figure.suptitle(
-        "Latency against accuracy (marker area = file size; ringed = Pareto front; "
-        "grey = original, blue = within budget, red = over it)"
+        f"Latency against accuracy (marker area = file size; ringed = Pareto front; {colours})"
     )
     try:
         return save_figure(figure, path)
