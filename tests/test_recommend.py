@@ -135,6 +135,25 @@ def test_picks_the_fastest_artifact_within_the_budget(bench):
     ]
 
 
+def test_names_the_smallest_file_within_the_budget(bench, tmp_path):
+    """Besides the fastest, the smallest qualifying file (for size-bound devices): at 0.95 pp
+    the fastest is base int8 (250 kB) and the smallest e75 int8 (187.5 kB, 0.9 pp)."""
+    result = _only(_result(bench, 0.95, backend="litert", threads=1, batch=1))
+    assert result.winner.label == "base tflite-int8-full"
+    assert result.smallest.label == "e75 tflite-int8-full"
+    assert result.smallest.candidate.bytes == 750_000 // 4
+    tighter = _only(_result(bench, 0.85, backend="litert", threads=1, batch=1))
+    assert tighter.smallest is tighter.winner  # e75 int8 is over budget; base int8 is smallest
+    printed = _run(bench, "--max-accuracy-drop", "0.95", "--backend", "litert", "--threads", "1",
+                   "--batch", "1", "--out", tmp_path)  # fmt: skip
+    assert printed.exit_code == 0, printed.output
+    assert "smallest    e75 tflite-int8-full" in printed.output
+    saved = json.loads((tmp_path / "recommendation.json").read_text())
+    assert saved["conditions"][0]["smallest"]["label"] == "e75 tflite-int8-full"
+    again = Recommendation.from_dict(saved)
+    assert again.conditions[0].smallest.label == "e75 tflite-int8-full"
+
+
 def test_cli_prints_and_writes_the_recommendation(bench, tmp_path):
     result = _run(bench, "--max-accuracy-drop", "0.3", "--backend", "litert", "--threads", "1",
                   "--batch", "1")  # fmt: skip

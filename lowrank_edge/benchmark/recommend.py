@@ -190,6 +190,7 @@ class ConditionResult:
     runner_up: Entry | None = None
     tie: bool | None = None  # None: no runner-up, or a spread that was not measured
     closest: Entry | None = None  # with no winner: the smallest drop beyond the budget
+    smallest: Entry | None = None  # the smallest file within the budget (ties: the faster)
     problem: str | None = None
     notes: tuple[str, ...] = ()
 
@@ -211,6 +212,7 @@ class ConditionResult:
             "runner_up": entry(self.runner_up),
             "tie_within_spread": self.tie,
             "closest": entry(self.closest),
+            "smallest": entry(self.smallest),
             "problem": self.problem,
             "reference": entry(self.reference),
             "pareto_front": [e.label for e in self.front],
@@ -235,6 +237,7 @@ class ConditionResult:
             runner_up=entry(data.get("runner_up")),
             tie=data.get("tie_within_spread"),
             closest=entry(data.get("closest")),
+            smallest=entry(data.get("smallest")),
             problem=data.get("problem"),
             notes=tuple(data.get("notes") or ()),
         )
@@ -461,7 +464,11 @@ def recommend_condition(
             f"{winner.label} is slower than the original ({winner.speedup:.2f}x): within "
             "this budget the original itself is the fastest choice"
         )
-    return replace(result, winner=winner, runner_up=runner_up, tie=tie, notes=tuple(notes))
+    sized = [e for e in qualified if e.candidate.bytes is not None]
+    smallest = min(sized, key=lambda e: (e.candidate.bytes, _speed_key(e)), default=None)
+    return replace(
+        result, winner=winner, runner_up=runner_up, tie=tie, smallest=smallest, notes=tuple(notes)
+    )
 
 
 def recommend(
@@ -558,6 +565,8 @@ def render_condition(result: ConditionResult, with_run: bool = False) -> list[st
         if result.runner_up is not None:
             lines += _entry_lines("runner-up", result.runner_up)
         lines.append(_tie_line(result) or "  reliability: no runner-up within the budget")
+        if result.smallest is not None and result.smallest is not result.winner:
+            lines += _entry_lines("smallest", result.smallest)
     else:
         lines.append(f"  no recommendation: {result.problem}")
     if result.entries:

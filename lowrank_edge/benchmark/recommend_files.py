@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lowrank_edge.benchmark.recommend import Recommendation
-from lowrank_edge.benchmark.reporting.charts import plots_unavailable
+from lowrank_edge.benchmark.reporting import charts
 from lowrank_edge.benchmark.reporting.pareto import PARETO_PNG
 from lowrank_edge.fileio import check_can_write
 
@@ -19,7 +19,7 @@ RECOMMENDATION_JSON = "recommendation.json"
 def check_recommendation_outputs(out: Path, overwrite: bool) -> None:
     """Refuse (before any work) when the files are there and `overwrite` is off."""
     check_can_write(out / RECOMMENDATION_JSON, overwrite)
-    if plots_unavailable() is None:
+    if charts.plots_unavailable() is None:
         check_can_write(out / PARETO_PNG, overwrite)
 
 
@@ -31,7 +31,7 @@ def write_recommendation(result: Recommendation, out: Path) -> list[str]:
 
     data = result.to_dict() | {"provenance": command_record()}
     lines = [f"wrote {write_json_atomic(out / RECOMMENDATION_JSON, data, overwrite=True)}"]
-    no_plot = plots_unavailable()
+    no_plot = charts.plots_unavailable()  # looked up at call time (tests replace it)
     if no_plot is not None:
         stale = (
             " (the pareto.png there is from an earlier run)" if (out / PARETO_PNG).exists() else ""

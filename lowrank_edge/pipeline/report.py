@@ -160,7 +160,14 @@ def ship_section(summary: dict) -> str:
         if c.get("artifact") is None:
             rows.append([where, "none", "–", "–", "–", c.get("problem") or "–"])
             continue
-        tie = f"tie within spread with {c['runner_up']}" if c.get("tie_within_spread") else "–"
+        notes = [f"tie within spread with {c['runner_up']}"] if c.get("tie_within_spread") else []
+        smallest = c.get("smallest")
+        if smallest and smallest["file"] != c["file"]:
+            notes.append(
+                f"smallest within budget: `{smallest['file']}`, {smallest['bytes'] / 1000:.1f} kB, "
+                f"{_speedup(smallest['speedup'])}, {-smallest['drop_pp']:+.2f} pp"
+            )
+        tie = "; ".join(notes) or "–"
         rows.append(
             [
                 where,

@@ -114,4 +114,12 @@ def _choice(result) -> dict:
             tie_within_spread=result.tie,
             runner_up=result.runner_up.label if result.runner_up else None,
         )
+    if result.smallest is not None:
+        record["smallest"] = {
+            "artifact": result.smallest.label,
+            "file": result.smallest.candidate.path,
+            "bytes": result.smallest.candidate.bytes,
+            "drop_pp": result.smallest.drop_pp,
+            "speedup": result.smallest.speedup,
+        }
     return record
