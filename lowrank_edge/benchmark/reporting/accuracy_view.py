@@ -23,7 +23,7 @@ from lowrank_edge.benchmark.recommend import (
 )
 from lowrank_edge.benchmark.recommend_inputs import group_candidates
 from lowrank_edge.benchmark.reporting import charts
-from lowrank_edge.benchmark.reporting.markdown import _num, _table
+from lowrank_edge.benchmark.reporting.markdown import format_number, table_lines
 from lowrank_edge.benchmark.reporting.pareto import pareto_plot
 from lowrank_edge.errors import LowrankEdgeError
 
@@ -88,12 +88,12 @@ def _row(entry: Entry, backend: str) -> tuple[str, ...]:
     return (
         candidate.model,
         artifact,
-        _num(candidate.p50_ms),
+        format_number(candidate.p50_ms),
         speedup,
         "-" if candidate.bytes is None else format_bytes(candidate.bytes),
         "-" if figure is None else f"{figure.value * 100:.2f}%",
         source,
-        _num(entry.drop_pp, 2),
+        format_number(entry.drop_pp, 2),
         "yes" if entry.on_front else "",
     )
 
@@ -127,7 +127,7 @@ def accuracy_section(view: AccuracyView, plotted: bool = False) -> list[str]:
     for result in view.results:
         backend = result.condition.backend
         lines += [f"### {result.condition.label(with_run)}", ""]
-        lines += [*_table(header, [_row(e, backend) for e in result.entries]), ""]
+        lines += [*table_lines(header, [_row(e, backend) for e in result.entries]), ""]
         if result.reference is None:
             lines += [
                 f"No speedups or drops here: the original ({REFERENCE_VARIANT} of the bench"

@@ -25,7 +25,8 @@ METHOD = (
 )
 
 
-def _num(value: float | None, digits: int = 3) -> str:
+def format_number(value: float | None, digits: int = 3) -> str:
+    """`value` with `digits` decimals, or "-" when unknown."""
     return "-" if value is None else f"{value:.{digits}f}"
 
 
@@ -48,7 +49,8 @@ def _flags(record: dict) -> str:
     return " ".join(short.get(flag, flag) for flag in record.get("flags") or [])
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+def table_lines(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """A Markdown table as lines: header, separator, one line per row."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return lines
@@ -91,7 +93,7 @@ def device_section(records: Sequence[dict]) -> list[str]:
         "device", "host", "CPU", "cores", "affinity", "load avg", "OS", "Python",
         "onnxruntime", "ai-edge-litert", "tensorflow", "lowrank-edge",
     )  # fmt: skip
-    return ["## Devices", "", *_table(header, rows), ""]
+    return ["## Devices", "", *table_lines(header, rows), ""]
 
 
 def backend_section(backend: str, records: Sequence[dict]) -> list[str]:
@@ -114,12 +116,12 @@ def backend_section(backend: str, records: Sequence[dict]) -> list[str]:
                 r["variant"],
                 r["threads"],
                 r["batch"],
-                _num(r["latency"]["p50_ms"]),
-                _num(r["latency"]["p90_ms"]),
-                _num(r["latency"]["throughput"], 1),
+                format_number(r["latency"]["p50_ms"]),
+                format_number(r["latency"]["p90_ms"]),
+                format_number(r["latency"]["throughput"], 1),
                 _speedup(r),
-                _num(r.get("theoretical_speedup"), 2),
-                _num(r.get("efficiency"), 2),
+                format_number(r.get("theoretical_speedup"), 2),
+                format_number(r.get("efficiency"), 2),
                 _flags(r),
             )  # fmt: skip
             for r in _order(ok)
@@ -132,7 +134,7 @@ def backend_section(backend: str, records: Sequence[dict]) -> list[str]:
             spreads = [_percent(r.get("repeat_spread")) for r in _order(ok)]
             rows = [(*row, spread) for row, spread in zip(rows, spreads, strict=True)]
             header = (*header, "p50 spread over repeats")
-        lines += [*_table(header, rows), ""]
+        lines += [*table_lines(header, rows), ""]
         noisy = sum(spread_warning(r) is not None for r in ok)
         if noisy:
             lines += [
@@ -165,11 +167,11 @@ def cross_device_section(records: Sequence[dict]) -> list[str]:
             cells.append(
                 "-"
                 if record is None
-                else f"{_speedup(record)} ({_num(record['latency']['p50_ms'])} ms)"
+                else f"{_speedup(record)} ({format_number(record['latency']['p50_ms'])} ms)"
             )
         rows.append((*key, *cells))
     header = ("model", "backend", "variant", "threads", "batch", *devices)
-    return ["## Across devices: actual speedup (p50)", "", *_table(header, rows), ""]
+    return ["## Across devices: actual speedup (p50)", "", *table_lines(header, rows), ""]
 
 
 PROFILE_METHOD = (
@@ -251,11 +253,11 @@ def profile_section(rows: Sequence[dict]) -> list[str]:
         table = [
             (
                 r["layer"],
-                _num(r["baseline_us"], 1),
-                _num(r["model_us"], 1),
+                format_number(r["baseline_us"], 1),
+                format_number(r["model_us"], 1),
                 _layer_speedup(r, calibrated=False),
-                _num(r.get("baseline_calibrated_us"), 1),
-                _num(r.get("model_calibrated_us"), 1),
+                format_number(r.get("baseline_calibrated_us"), 1),
+                format_number(r.get("model_calibrated_us"), 1),
                 _layer_speedup(r, calibrated=True),
                 "yes" if r["factorised"] else "",
                 _layer_note(r),
@@ -268,7 +270,7 @@ def profile_section(rows: Sequence[dict]) -> list[str]:
             "",
             _calibration_line(layer_rows[0]),
             "",
-            *_table(header, table),
+            *table_lines(header, table),
             "",
         ]
         if len(top) > PROFILE_TOP_LAYERS:
@@ -294,7 +296,7 @@ def failure_section(records: Sequence[dict]) -> list[str]:
         for r in failed
     ]
     header = ("device", "model", "backend", "variant", "threads", "batch", "error")
-    return ["## Failures", "", *_table(header, rows), ""]
+    return ["## Failures", "", *table_lines(header, rows), ""]
 
 
 def warning_section(records: Sequence[dict]) -> list[str]:
