@@ -219,3 +219,34 @@ def test_calibration_reads_only_the_training_split(pipeline_run):
     assert all(np.isfinite(w).all() for w in result.model.get_weights())
     assert result.compression["settings"]["factoriser"] == "whitened"
     assert result.compression["settings"]["calibration_images"] == 32
+
+
+def test_the_closing_bench_follows_the_exported_formats():
+    """The closing bench times the runtimes the exports feed, and runs only after exports."""
+    from lowrank_edge.pipeline.run import _ship_step
+    from lowrank_edge.pipeline.ship import ShipStep
+
+    ship = ShipStep(max_accuracy_drop=0.3)
+    both = PipelineConfig(export_formats=("tflite", "onnx"), ship=ship)
+    assert _ship_step(both).backends == ("litert", "onnxruntime")
+    assert _ship_step(both).max_accuracy_drop == 0.3
+    only_onnx = PipelineConfig(export_formats=("onnx",), ship=ship)
+    assert _ship_step(only_onnx).backends == ("onnxruntime",)
+    assert _ship_step(PipelineConfig(export_formats=(), ship=ship)) is None
+    assert _ship_step(PipelineConfig(export_formats=("tflite",), ship=None)) is None
+
+
+def test_an_existing_bench_folder_is_refused_before_any_training(tmp_path):
+    """Without --overwrite the run stops before training when its bench results exist."""
+    from lowrank_edge.pipeline.ship import ShipStep
+
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "results.jsonl").write_text("precious\n")
+    config = PipelineConfig(
+        dataset="tiny", out_dir=tmp_path, target_macs=(0.5,), export_formats=("tflite",),
+        ship=ShipStep(), model=TINY,
+    )  # fmt: skip
+    with pytest.raises(LowrankEdgeError, match="results.jsonl.*--overwrite"):
+        run_pipeline(config, data=tiny_dataset(), log=lambda line: None)
+    assert not (tmp_path / "base.keras").exists()
+    assert (tmp_path / "bench" / "results.jsonl").read_text() == "precious\n"
