@@ -56,6 +56,13 @@ from lowrank_edge.export.variants import FORMATS, INT8_IO_TYPES, ONNX_VARIANTS, 
     default=None,
     help="Integer input/output for int8-full: uint8 (the bare flag) or int8.",
 )
+@click.option(
+    "--strip-names",
+    is_flag=True,
+    help="Write the TFLite artifacts without tensor names, subgraph name, description and "
+    "signature defs (a few kB smaller; checked like every artifact; LiteRT's signature runner "
+    "and readable tensor names in model viewers are lost).",
+)
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
 @click.option(
     "--samples",
@@ -84,6 +91,7 @@ def export(
     onnx_variants: tuple[str, ...] | None,
     all_variants: bool,
     int8_io: str | None,
+    strip_names: bool,
     opset: int,
     samples: int,
     dataset: str | None,
@@ -118,6 +126,7 @@ def export(
         parity_samples=samples,
         opset=opset,
         int8_io=int8_io or False,
+        strip_names=strip_names,
         overwrite=overwrite,
         verify=not no_verify,
         verbose=verbose,
