@@ -4,8 +4,9 @@
 # Reproduces the best combination found (see bench/results/size-target/README.md):
 #   1. compress the reference model to a parameter budget (data-aware SVD) and fine-tune it
 #      gently (lr 2e-4, 3 epochs);
-#   2. export the original's float32 TFLite (the reference size and accuracy) and the compressed
-#      model's TFLite variants with --strip-names (no tensor names or signature defs);
+#   2. export the original's float32 TFLite (the reference size and accuracy), the compressed
+#      model's int8 TFLite variants as they are and its TFLite variants with --strip-names (no
+#      tensor names or signature defs);
 #   3. convert the compressed model to int8-full with per-tensor weight scales, names stripped
 #      (bench/size_target.py; no export variant does this yet);
 # and prints the table (artifact, bytes, % of the original float32 TFLite, full-test accuracy,
@@ -36,9 +37,12 @@ fi
 stem=$(basename "$MODEL" .keras)
 cli export "$BASE" --format tflite --variant float32 --dataset mnist \
     --out-dir "$OUT/original" --overwrite
+cli export "$MODEL" --format tflite --variant int8-dynamic,int8-full \
+    --dataset mnist --out-dir "$OUT/$stem-named" --overwrite
 cli export "$MODEL" --format tflite --variant float32,int8-dynamic,int8-full \
     --strip-names --dataset mnist --out-dir "$OUT/$stem" --overwrite
-"$PY" bench/size_target.py --original "$OUT/original" --export "$OUT/$stem" \
+"$PY" bench/size_target.py --original "$OUT/original" \
+    --export "$OUT/$stem-named" --export "$OUT/$stem" \
     --per-tensor "$MODEL" --per-tensor-out "$OUT/$stem-per-tensor" \
     --dataset mnist --out "$OUT/table"
 mkdir -p "$RESULTS"
