@@ -118,6 +118,10 @@ def _delete(path):
             _set(["artifacts", 0, "test_accuracy", "images"], 0),
             r"'artifacts\[0\]\.test_accuracy\.images' must be at least 1, got 0",
         ),
+        (
+            _set(["artifacts", 1, "names_stripped"], "yes"),
+            r"'artifacts\[1\]\.names_stripped' must be true or false",
+        ),
     ],
 )
 def test_invalid_manifest_names_the_file_and_field(folder, change, message):
@@ -145,11 +149,13 @@ def test_every_artifact_records_its_test_accuracy(shared):
 
 
 def test_older_manifest_without_the_new_fields_still_loads(shared, folder):
-    """A manifest written before test_accuracy existed (no key at all) reads as None."""
+    """A manifest written before test_accuracy and names_stripped existed (no keys at all)
+    reads as None and False."""
 
     def drop_test_accuracy(data):
         for artifact in data["artifacts"]:
             del artifact["test_accuracy"]
+            del artifact["names_stripped"]
 
     _rewrite(folder, drop_test_accuracy)
     old = load_manifest(folder)

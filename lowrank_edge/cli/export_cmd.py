@@ -64,6 +64,13 @@ from lowrank_edge.export.variants import FORMATS, INT8_IO_TYPES, ONNX_VARIANTS, 
     show_default=True,
     help="Training images that set the int8 ranges of int8-full (TFLite) and int8-qdq (ONNX).",
 )
+@click.option(
+    "--strip-names",
+    is_flag=True,
+    help="Write the TFLite artifacts without tensor names, subgraph name, description and "
+    "signature defs (a few kB smaller; checked like every artifact; LiteRT's signature runner "
+    "and readable tensor names in model viewers are lost).",
+)
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
 @click.option(
     "--samples",
@@ -93,6 +100,7 @@ def export(
     all_variants: bool,
     int8_io: str | None,
     calibration_images: int,
+    strip_names: bool,
     opset: int,
     samples: int,
     dataset: str | None,
@@ -128,6 +136,7 @@ def export(
         opset=opset,
         int8_io=int8_io or False,
         calibration_images=calibration_images,
+        strip_names=strip_names,
         overwrite=overwrite,
         verify=not no_verify,
         verbose=verbose,

@@ -3,11 +3,13 @@ int8-qdq, int8-dynamic).
 
 `export_model(...)` converts, checks every artifact's parity with Keras in its own runtime,
 records each one's accuracy on the whole test split and writes `manifest.json` (read back by
-`lowrank_edge.runtime`). Imports TensorFlow when converting.
+`lowrank_edge.runtime`). Imports TensorFlow when converting; `strip_tflite_names` (the
+`--strip-names` option) is TF-free.
 """
 
 from lowrank_edge.export.exporter import PlannedArtifact, export_model, plan_artifacts
 from lowrank_edge.export.parity import ParityError, compare_logits, parity_failures
+from lowrank_edge.export.strip import strip_tflite_names
 from lowrank_edge.export.variants import (
     ALL_VARIANTS,
     FORMATS,
@@ -34,4 +36,5 @@ __all__ = [
     "export_model",
     "parity_failures",
     "plan_artifacts",
+    "strip_tflite_names",
 ]

@@ -43,6 +43,7 @@ from lowrank_edge.export.parity import (
     predicted_classes,
     runner_logits,
 )
+from lowrank_edge.export.strip import strip_tflite_names
 from lowrank_edge.export.variants import (
     CALIBRATED_VARIANTS,
     FORMATS,
@@ -145,6 +146,7 @@ def export_model(
     opset: int = 17,
     int8_io: bool | str = False,
     calibration_images: int = REPRESENTATIVE_COUNT,
+    strip_names: bool = False,
     overwrite: bool = False,
     verify: bool = True,
     verbose: bool = False,
@@ -157,7 +159,9 @@ def export_model(
     With a dataset, each artifact's accuracy on the whole test split is recorded too (whether
     or not `verify` is on). `int8_io` gives the int8-full variant integer I/O: True or "uint8",
     or "int8". `calibration_images` training images set the int8 ranges of the calibrated
-    variants (TFLite int8-full, ONNX int8-qdq).
+    variants (TFLite int8-full, ONNX int8-qdq). `strip_names` drops the TFLite artifacts'
+    tensor names, subgraph name, description and signature defs (`strip.strip_tflite_names`)
+    before they are checked, so the parity and accuracy figures are the stripped file's.
     """
     model_path, out_dir = Path(model_path), Path(out_dir)
     plan = plan_artifacts(
@@ -167,6 +171,10 @@ def export_model(
         _as_list(onnx_variants),
     )
     io_type = _int8_io_type(int8_io, plan)
+    if strip_names and not any(p.format == "tflite" for p in plan):
+        raise LowrankEdgeError(
+            "stripping names (--strip-names) applies to TFLite artifacts only: add --format tflite"
+        )
     _check_options(plan, out_dir, dataset, parity_samples, opset, overwrite, verbose)
 
     with captured_output(enabled=not verbose):  # importing TensorFlow prints absl notices
@@ -198,7 +206,7 @@ def export_model(
             )
             samples = write_samples(staging / SAMPLES_FILE, x_samples, y_samples)
         converter = _Converter(
-            model, model_path, inp, staging, opset, representative, io_type, verbose
+            model, model_path, inp, staging, opset, representative, io_type, strip_names, verbose
         )
         artifacts = [
             _make_artifact(planned, converter, staging, parity_inputs, test_set, log)
@@ -242,12 +250,19 @@ def _check_calibration_count(count: int, dataset: Dataset) -> None:
 class _Converter:
     """Runs the converters with their chatter captured; the SavedModel is written once."""
 
-    def __init__(self, model, model_path, inp, staging, opset, representative, io_type, verbose):
+    def __init__(
+        self, model, model_path, inp, staging, opset, representative, io_type, strip_names, verbose
+    ):
         self.model, self.model_path, self.input = model, model_path, inp
         self.staging, self.opset, self.verbose = staging, opset, verbose
         self.representative, self.io_type = representative, io_type
+        self.strip_names = strip_names
         self._saved_model: Path | None = None
         self._onnx_float32: bytes | None = None
+
+    def names_stripped(self, planned: PlannedArtifact) -> bool:
+        """Whether `planned`'s file loses its names (TFLite artifacts, with `strip_names`)."""
+        return self.strip_names and planned.format == "tflite"
 
     def convert(self, planned: PlannedArtifact) -> bytes:
         from lowrank_edge.export.to_tflite import convert_tflite, write_saved_model
@@ -260,9 +275,10 @@ class _Converter:
                     self._saved_model = write_saved_model(
                         self.model, self.input.shape, self.staging / "saved_model"
                     )
-                return convert_tflite(
+                data = convert_tflite(
                     self._saved_model, planned.variant, self.representative, self.io_type
                 )
+                return strip_tflite_names(data) if self.names_stripped(planned) else data
             except LowrankEdgeError:
                 raise
             except Exception as error:  # converters raise many types; report them as one line
@@ -328,6 +344,7 @@ def _make_artifact(
             output=runner.output_io,
             parity=parity,
             test_accuracy=test_accuracy,
+            names_stripped=converter.names_stripped(planned),
         )
     finally:
         runner.close()
@@ -335,7 +352,11 @@ def _make_artifact(
     figures = f"; {describe(parity)}" if parity is not None else ""
     if test_accuracy is not None:
         figures += f"; {describe_accuracy(test_accuracy)}"
-    log(f"[export] {planned.id}: {planned.file}, {len(data):,} bytes{figures} -> {verdict}")
+    stripped = " (names stripped)" if artifact.names_stripped else ""
+    log(
+        f"[export] {planned.id}: {planned.file}, {len(data):,} bytes{stripped}{figures} "
+        f"-> {verdict}"
+    )
     return artifact
 
 

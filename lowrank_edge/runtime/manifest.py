@@ -4,7 +4,8 @@ The export step writes it and every reader (benchmarks, a bare device) loads it 
 dataclasses, so writer and reader cannot drift. TF-free: numpy and the stdlib only.
 
 Fields added to schema 1 later are optional on read, so older manifests still load: an
-artifact's `test_accuracy` (accuracy on the whole test split) is None in a manifest without it.
+artifact's `test_accuracy` (accuracy on the whole test split) is None in a manifest without it,
+and its `names_stripped` False.
 """
 
 from __future__ import annotations
@@ -123,7 +124,10 @@ class AccuracyInfo:
 @dataclass(frozen=True)
 class ArtifactInfo:
     """One exported file (e.g. id `tflite-int8-full`), its checksum, its parity figures and its
-    accuracy on the whole test split (None without a dataset, or in an older manifest)."""
+    accuracy on the whole test split (None without a dataset, or in an older manifest).
+
+    `names_stripped`: the file was written without tensor names, subgraph name, description and
+    signature defs (`export --strip-names`; its I/O tensors' names are then '')."""
 
     id: str
     format: str
@@ -136,6 +140,7 @@ class ArtifactInfo:
     parity: Parity | None = None
     test_accuracy: AccuracyInfo | None = None
     calibration_images: int | None = None  # training images that set int8 ranges (calibrated)
+    names_stripped: bool = False
 
 
 @dataclass(frozen=True)
@@ -421,6 +426,7 @@ def _artifact(f: _Fields) -> ArtifactInfo:
             if "calibration_images" in f.data
             else None
         ),
+        names_stripped=f.get("names_stripped", bool) if "names_stripped" in f.data else False,
     )
 
 

@@ -1,0 +1,143 @@
+"""`export --strip-names`: TFLite artifacts without tensor names, subgraph name, description and
+signature defs are smaller, still pass parity, run in the TF-free runtime and say so in the
+manifest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from harness.export import (
+    block_imports_code,
+    run_export_roundtrip,
+    run_python,
+    save_with_sidecar,
+    shared_export,
+)
+
+from lowrank_edge.cli import main
+from lowrank_edge.errors import LowrankEdgeError
+from lowrank_edge.export import export_model
+from lowrank_edge.export.strip import (
+    strip_tflite_names,
+    tflite_signature_count,
+    tflite_tensor_names,
+)
+from lowrank_edge.runtime import load_manifest, open_artifact
+from lowrank_edge.runtime.runner import open_model_bytes
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    return shared_export(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def stripped(shared, tmp_path_factory):
+    """The shared model exported again with --strip-names (two TFLite variants and ONNX)."""
+    return run_export_roundtrip(
+        shared.model,
+        tmp_path_factory.mktemp("stripped"),
+        ("tflite", "onnx"),
+        ("float32", "int8-full"),
+        shared.dataset,
+        strip_names=True,
+    )
+
+
+@pytest.mark.parametrize("artifact_id", ["tflite-float32", "tflite-int8-full"])
+def test_stripping_keeps_the_model_and_drops_its_names(shared, artifact_id):
+    manifest = shared.roundtrip.manifest
+    content = manifest.artifact_path(artifact_id).read_bytes()
+    assert any(tflite_tensor_names(content)) and tflite_signature_count(content) == 1
+
+    small = strip_tflite_names(content)
+    assert len(small) < len(content)
+    assert not any(tflite_tensor_names(small)) and tflite_signature_count(small) == 0
+    assert len(tflite_tensor_names(small)) == len(tflite_tensor_names(content))
+    assert strip_tflite_names(small) == small  # nothing left to strip
+    x = shared.dataset.x_test
+    with (
+        open_model_bytes(content, "named.tflite", "tflite") as named,
+        open_model_bytes(small, "stripped.tflite", "tflite") as bare,
+    ):
+        assert bare.input_io.name == bare.output_io.name == ""
+        assert (bare.input_io.dtype, bare.output_io.dtype) == (
+            named.input_io.dtype,
+            named.output_io.dtype,
+        )
+        np.testing.assert_array_equal(bare.predict(x), named.predict(x))
+
+
+def test_stripping_refuses_what_is_not_a_tflite_model():
+    with pytest.raises(LowrankEdgeError, match="not a readable TFLite flatbuffer"):
+        strip_tflite_names(b"not a model at all")
+
+
+def test_export_strips_the_tflite_artifacts_and_records_it(shared, stripped):
+    manifest = stripped.manifest  # the round trip checked parity and ran every artifact
+    named = shared.roundtrip.manifest
+    assert [a.id for a in manifest.artifacts] == [
+        "tflite-float32",
+        "tflite-int8-full",
+        "onnx-float32",
+    ]
+    for artifact in manifest.artifacts:
+        content = manifest.artifact_path(artifact).read_bytes()
+        assert artifact.parity.passed and artifact.test_accuracy is not None
+        if artifact.format == "onnx":  # ONNX is left as it is
+            assert not artifact.names_stripped
+            assert artifact.input == named.artifact(artifact.id).input
+            continue
+        assert artifact.names_stripped and artifact.bytes == len(content)
+        assert artifact.bytes < named.artifact(artifact.id).bytes
+        assert not any(tflite_tensor_names(content)) and tflite_signature_count(content) == 0
+        assert artifact.input.name == artifact.output.name == ""
+    assert not any(a.names_stripped for a in named.artifacts)
+    assert any("bytes (names stripped)" in line for line in stripped.log)
+
+
+def test_stripped_artifacts_run_without_tensorflow(shared, stripped, tmp_path):
+    result = tmp_path / "logits.npz"
+    code = block_imports_code() + (
+        "import numpy as np\n"
+        "from lowrank_edge.runtime import load_manifest, open_artifact\n"
+        f"manifest = load_manifest({str(stripped.out_dir)!r})\n"
+        "x, _ = manifest.load_samples()\n"
+        "logits = {}\n"
+        "for artifact in manifest.artifacts:\n"
+        "    if artifact.names_stripped:\n"
+        "        with open_artifact(manifest, artifact.id, threads=1) as runner:\n"
+        "            logits[artifact.id] = runner.predict(x)\n"
+        f"np.savez({str(result)!r}, x=x, **logits)\n"
+    )
+    done = run_python(code, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with np.load(result) as saved:
+        assert sorted(saved.files) == ["tflite-float32", "tflite-int8-full", "x"]
+        x = saved["x"]
+        for artifact_id in ("tflite-float32", "tflite-int8-full"):
+            with open_artifact(shared.roundtrip.manifest, artifact_id) as named:
+                np.testing.assert_array_equal(saved[artifact_id], named.predict(x))
+
+
+def test_strip_names_needs_a_tflite_artifact(shared, tmp_path):
+    with pytest.raises(LowrankEdgeError, match=r"applies to TFLite artifacts only"):
+        export_model(
+            tmp_path / "model.keras", tmp_path / "out", formats=("onnx",), strip_names=True
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_strip_names(shared, tmp_path, monkeypatch):
+    model_path = save_with_sidecar(shared.model, tmp_path / "e75.keras", None)
+    monkeypatch.setattr(
+        "lowrank_edge.data.load_dataset", lambda name, data_dir, seed: shared.dataset
+    )
+    args = ["export", str(model_path), "--format", "tflite", "--variant", "float32"]
+    args += ["--dataset", "mnist", "--samples", "32", "--strip-names"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "(names stripped)" in result.output and "-> ok" in result.output
+    (artifact,) = load_manifest(tmp_path / "e75").artifacts
+    assert artifact.names_stripped
