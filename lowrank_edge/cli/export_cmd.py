@@ -71,6 +71,12 @@ from lowrank_edge.export.variants import FORMATS, INT8_IO_TYPES, ONNX_VARIANTS, 
     "signature defs (a few kB smaller; checked like every artifact; LiteRT's signature runner "
     "and readable tensor names in model viewers are lost).",
 )
+@click.option(
+    "--per-tensor-weights",
+    is_flag=True,
+    help="TFLite int8 variants with one weight scale per tensor instead of per output channel "
+    "(smaller files; check the recorded accuracy).",
+)
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
 @click.option(
     "--samples",
@@ -101,6 +107,7 @@ def export(
     int8_io: str | None,
     calibration_images: int,
     strip_names: bool,
+    per_tensor_weights: bool,
     opset: int,
     samples: int,
     dataset: str | None,
@@ -137,6 +144,7 @@ def export(
         int8_io=int8_io or False,
         calibration_images=calibration_images,
         strip_names=strip_names,
+        per_tensor_weights=per_tensor_weights,
         overwrite=overwrite,
         verify=not no_verify,
         verbose=verbose,

@@ -147,6 +147,7 @@ def export_model(
     int8_io: bool | str = False,
     calibration_images: int = REPRESENTATIVE_COUNT,
     strip_names: bool = False,
+    per_tensor_weights: bool = False,
     overwrite: bool = False,
     verify: bool = True,
     verbose: bool = False,
@@ -162,6 +163,7 @@ def export_model(
     variants (TFLite int8-full, ONNX int8-qdq). `strip_names` drops the TFLite artifacts'
     tensor names, subgraph name, description and signature defs (`strip.strip_tflite_names`)
     before they are checked, so the parity and accuracy figures are the stripped file's.
+    `per_tensor_weights` gives the TFLite int8 variants one weight scale per tensor.
     """
     model_path, out_dir = Path(model_path), Path(out_dir)
     plan = plan_artifacts(
@@ -174,6 +176,15 @@ def export_model(
     if strip_names and not any(p.format == "tflite" for p in plan):
         raise LowrankEdgeError(
             "stripping names (--strip-names) applies to TFLite artifacts only: add --format tflite"
+        )
+    from lowrank_edge.export.to_tflite import PER_TENSOR_VARIANTS
+
+    if per_tensor_weights and not any(
+        p.format == "tflite" and p.variant in PER_TENSOR_VARIANTS for p in plan
+    ):
+        raise LowrankEdgeError(
+            "per-tensor weights (--per-tensor-weights) apply to TFLite int8 variants only: add "
+            f"--format tflite and --variant {' or '.join(PER_TENSOR_VARIANTS)}"
         )
     _check_options(plan, out_dir, dataset, parity_samples, opset, overwrite, verbose)
 
@@ -205,9 +216,8 @@ def export_model(
                 dataset, min(SAMPLES_COUNT, len(dataset.x_test))
             )
             samples = write_samples(staging / SAMPLES_FILE, x_samples, y_samples)
-        converter = _Converter(
-            model, model_path, inp, staging, opset, representative, io_type, strip_names, verbose
-        )
+        settings = ConversionSettings(opset, io_type, strip_names, per_tensor_weights)
+        converter = _Converter(model, model_path, inp, staging, representative, settings, verbose)
         artifacts = [
             _make_artifact(planned, converter, staging, parity_inputs, test_set, log)
             for planned in plan
@@ -247,22 +257,39 @@ def _check_calibration_count(count: int, dataset: Dataset) -> None:
         )
 
 
-class _Converter:
-    """Runs the converters with their chatter captured; the SavedModel is written once."""
+@dataclass(frozen=True)
+class ConversionSettings:
+    """The converter choices of one export beyond formats and variants."""
 
-    def __init__(
-        self, model, model_path, inp, staging, opset, representative, io_type, strip_names, verbose
-    ):
-        self.model, self.model_path, self.input = model, model_path, inp
-        self.staging, self.opset, self.verbose = staging, opset, verbose
-        self.representative, self.io_type = representative, io_type
-        self.strip_names = strip_names
-        self._saved_model: Path | None = None
-        self._onnx_float32: bytes | None = None
+    opset: int = 17
+    int8_io: str | None = None  # integer I/O of TFLite int8-full: "uint8", "int8" or None
+    strip_names: bool = False  # TFLite files without names and signature defs
+    per_tensor_weights: bool = False  # TFLite int8 variants: one weight scale per tensor
 
     def names_stripped(self, planned: PlannedArtifact) -> bool:
         """Whether `planned`'s file loses its names (TFLite artifacts, with `strip_names`)."""
         return self.strip_names and planned.format == "tflite"
+
+    def per_tensor(self, planned: PlannedArtifact) -> bool:
+        """Whether `planned` gets per-tensor weight scales (TFLite int8 variants, if asked)."""
+        from lowrank_edge.export.to_tflite import PER_TENSOR_VARIANTS
+
+        return (
+            self.per_tensor_weights
+            and planned.format == "tflite"
+            and planned.variant in PER_TENSOR_VARIANTS
+        )
+
+
+class _Converter:
+    """Runs the converters with their chatter captured; the SavedModel is written once."""
+
+    def __init__(self, model, model_path, inp, staging, representative, settings, verbose):
+        self.model, self.model_path, self.input = model, model_path, inp
+        self.staging, self.verbose = staging, verbose
+        self.representative, self.settings = representative, settings
+        self._saved_model: Path | None = None
+        self._onnx_float32: bytes | None = None
 
     def convert(self, planned: PlannedArtifact) -> bytes:
         from lowrank_edge.export.to_tflite import convert_tflite, write_saved_model
@@ -276,9 +303,13 @@ class _Converter:
                         self.model, self.input.shape, self.staging / "saved_model"
                     )
                 data = convert_tflite(
-                    self._saved_model, planned.variant, self.representative, self.io_type
+                    self._saved_model,
+                    planned.variant,
+                    self.representative,
+                    self.settings.int8_io,
+                    self.settings.per_tensor(planned),
                 )
-                return strip_tflite_names(data) if self.names_stripped(planned) else data
+                return strip_tflite_names(data) if self.settings.names_stripped(planned) else data
             except LowrankEdgeError:
                 raise
             except Exception as error:  # converters raise many types; report them as one line
@@ -296,7 +327,7 @@ class _Converter:
         from lowrank_edge.export.to_onnx import convert_onnx
 
         if self._onnx_float32 is None:
-            self._onnx_float32 = convert_onnx(self.model, self.input.shape, self.opset)
+            self._onnx_float32 = convert_onnx(self.model, self.input.shape, self.settings.opset)
         if variant == "float32":
             return self._onnx_float32
         return quantize_onnx(
@@ -344,7 +375,8 @@ def _make_artifact(
             output=runner.output_io,
             parity=parity,
             test_accuracy=test_accuracy,
-            names_stripped=converter.names_stripped(planned),
+            names_stripped=converter.settings.names_stripped(planned),
+            per_tensor_weights=converter.settings.per_tensor(planned),
         )
     finally:
         runner.close()
@@ -352,7 +384,11 @@ def _make_artifact(
     figures = f"; {describe(parity)}" if parity is not None else ""
     if test_accuracy is not None:
         figures += f"; {describe_accuracy(test_accuracy)}"
-    stripped = " (names stripped)" if artifact.names_stripped else ""
+    notes = [
+        ("names stripped", artifact.names_stripped),
+        ("per-tensor", artifact.per_tensor_weights),
+    ]
+    stripped = "".join(f" ({text})" for text, on in notes if on)
     log(
         f"[export] {planned.id}: {planned.file}, {len(data):,} bytes{stripped}{figures} "
         f"-> {verdict}"

@@ -141,6 +141,7 @@ class ArtifactInfo:
     test_accuracy: AccuracyInfo | None = None
     calibration_images: int | None = None  # training images that set int8 ranges (calibrated)
     names_stripped: bool = False
+    per_tensor_weights: bool = False  # TFLite int8: one weight scale per tensor, not per channel
 
 
 @dataclass(frozen=True)
@@ -427,6 +428,9 @@ def _artifact(f: _Fields) -> ArtifactInfo:
             else None
         ),
         names_stripped=f.get("names_stripped", bool) if "names_stripped" in f.data else False,
+        per_tensor_weights=(
+            f.get("per_tensor_weights", bool) if "per_tensor_weights" in f.data else False
+        ),
     )
 
 
