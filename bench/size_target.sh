@@ -1,52 +1,45 @@
 #!/usr/bin/env bash
-# Issue 10's size target: the recommended low-rank + int8 artifact of the reference model is
-# <= 10% of the original float32 TFLite file with <= 0.5 points of full-test accuracy lost.
-# Reproduces the best combination found (see bench/results/size-target/README.md):
+# Issue 10's targets in one run: which file to ship, and is a low-rank + int8 artifact <= 10% of
+# the original float32 TFLite file with <= 0.5 points of full-test accuracy lost?
 #   1. compress the reference model to a parameter budget (data-aware SVD) and fine-tune it
-#      gently (lr 2e-4, 3 epochs);
-#   2. export the original's float32 TFLite (the reference size and accuracy), the compressed
-#      model's int8 TFLite variants as they are and its TFLite variants with --strip-names (no
-#      tensor names or signature defs);
-#   3. convert the compressed model to int8-full with per-tensor weight scales, names stripped
-#      (bench/size_target.py; no export variant does this yet);
-# and prints the table (artifact, bytes, % of the original float32 TFLite, full-test accuracy,
-# drop), also written to $OUT/table/size_target.{md,json}.
+#      gently (lr 2e-4, 3 epochs) -- skipped when MODEL names an already made one;
+#   2. export the original and the compressed model with every variant (TFLite + ONNX), and the
+#      compressed model's TFLite files again with --strip-names --per-tensor-weights (the size
+#      levers: no tensor names / signature defs, one int8 weight scale per tensor);
+#   3. table every TFLite file's bytes, % of the original float32 TFLite and full-test accuracy
+#      (bench/size_target.py);
+#   4. time every file on LiteRT and ONNX Runtime (1 thread, batch 32) and ask `recommend`
+#      (budget 0.5 points) for the fastest and the smallest file within budget per runtime.
 # Usage: python3 bench/time_command.py --out bench/results/size-target -- bash bench/size_target.sh
-# Environment: PYTHON (default .venv/bin/python; this checkout's code is used via PYTHONPATH),
-# BASE (default models/mnist/base.keras), TARGET (parameter fraction, default 0.3),
-# OUT (default models/size/target; the models and exports, not committed),
-# RESULTS (default bench/results/size-target; the table is copied there), MODEL (an already
-# compressed and fine-tuned .keras made by step 1's command: skips step 1; its pipeline's
-# results.json, if beside it, is copied to $RESULTS/pipeline-results.json).
+# Environment: CLI (default .venv/bin/lowrank-edge), BASE (default models/mnist/base.keras),
+# TARGET (parameter fraction, default 0.3), OUT (default models/size/target: models and exports,
+# not committed), RESULTS (default bench/results/size-target), MODEL (an already compressed and
+# fine-tuned .keras made by step 1's command: skips step 1).
 set -euo pipefail
-PY=${PYTHON:-.venv/bin/python}
+CLI=${CLI:-.venv/bin/lowrank-edge}
 BASE=${BASE:-models/mnist/base.keras}
 TARGET=${TARGET:-0.3}
 OUT=${OUT:-models/size/target}
 RESULTS=${RESULTS:-bench/results/size-target}
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
-cli() { "$PY" -c 'import sys; from lowrank_edge.cli import main; sys.argv[0] = "lowrank-edge"; main()' "$@"; }
 
 MODEL=${MODEL:-}
 if [[ -z "$MODEL" ]]; then
-    cli pipeline --dataset mnist --base "$BASE" --target-params "$TARGET" \
+    "$CLI" pipeline --dataset mnist --base "$BASE" --target-params "$TARGET" \
         --finetune-epochs 3 --finetune-lr 2e-4 --out-dir "$OUT/models" --overwrite
     MODEL="$OUT/models/p$TARGET.keras"
 fi
 stem=$(basename "$MODEL" .keras)
-cli export "$BASE" --format tflite --variant float32 --dataset mnist \
-    --out-dir "$OUT/original" --overwrite
-cli export "$MODEL" --format tflite --variant int8-dynamic,int8-full \
-    --dataset mnist --out-dir "$OUT/$stem-named" --overwrite
-cli export "$MODEL" --format tflite --variant float32,int8-dynamic,int8-full \
-    --strip-names --dataset mnist --out-dir "$OUT/$stem" --overwrite
-"$PY" bench/size_target.py --original "$OUT/original" \
-    --export "$OUT/$stem-named" --export "$OUT/$stem" \
-    --per-tensor "$MODEL" --per-tensor-out "$OUT/$stem-per-tensor" \
-    --dataset mnist --out "$OUT/table"
+"$CLI" export "$BASE" --all-variants --dataset mnist --out-dir "$OUT/original" --overwrite
+"$CLI" export "$MODEL" --all-variants --dataset mnist --out-dir "$OUT/$stem" --overwrite
+"$CLI" export "$MODEL" --format tflite --all-variants --strip-names --per-tensor-weights \
+    --dataset mnist --out-dir "$OUT/$stem-small" --overwrite
 mkdir -p "$RESULTS"
-cp "$OUT/table/size_target.md" "$OUT/table/size_target.json" "$RESULTS/"
-if [[ -f "$(dirname "$MODEL")/results.json" ]]; then
-    cp "$(dirname "$MODEL")/results.json" "$RESULTS/pipeline-results.json"
-fi
+.venv/bin/python bench/size_target.py --original "$OUT/original" \
+    --export "$OUT/$stem" --export "$OUT/$stem-small" --out "$RESULTS"
+"$CLI" bench "$OUT/original" "$OUT/$stem" "$OUT/$stem-small" --backends litert,onnxruntime \
+    --threads 1 --batch 32 --out "$RESULTS/bench" --overwrite
+for backend in litert onnxruntime; do
+    "$CLI" recommend "$RESULTS/bench" --max-accuracy-drop 0.5 --backend "$backend" \
+        --out "$RESULTS/bench/recommend-$backend" --overwrite | tee "$RESULTS/recommend-$backend.txt"
+done
