@@ -318,6 +318,15 @@ def test_calibration_count_is_used_recorded_and_checked(shared, tmp_path, monkey
     assert reread.artifact("onnx-int8-qdq").calibration_images == 7
 
 
+def test_default_calibration_takes_200_images_or_the_whole_smaller_split(shared):
+    split = len(shared.dataset.x_train)
+    expected = min(200, split)
+    manifest = shared.roundtrip.manifest
+    assert manifest.artifact("onnx-int8-qdq").calibration_images == expected
+    assert manifest.artifact("tflite-int8-full").calibration_images == expected
+    assert manifest.artifact("tflite-int8-dynamic").calibration_images is None
+
+
 def test_calibration_count_beyond_the_training_split_is_refused(shared, tmp_path):
     too_many = len(shared.dataset.x_train) + 1
     with pytest.raises(LowrankEdgeError, match=f"{too_many} asked for.*has only"):

@@ -60,8 +60,8 @@ from lowrank_edge.export.variants import FORMATS, INT8_IO_TYPES, ONNX_VARIANTS, 
 @click.option(
     "--calibration-images",
     type=click.IntRange(1),
-    default=REPRESENTATIVE_COUNT,
-    show_default=True,
+    default=None,
+    show_default=f"{REPRESENTATIVE_COUNT}, or the whole training split if smaller",
     help="Training images that set the int8 ranges of int8-full (TFLite) and int8-qdq (ONNX).",
 )
 @click.option(
@@ -105,7 +105,7 @@ def export(
     onnx_variants: tuple[str, ...] | None,
     all_variants: bool,
     int8_io: str | None,
-    calibration_images: int,
+    calibration_images: int | None,
     strip_names: bool,
     per_tensor_weights: bool,
     opset: int,

@@ -145,7 +145,7 @@ def export_model(
     parity_samples: int = 512,
     opset: int = 17,
     int8_io: bool | str = False,
-    calibration_images: int = REPRESENTATIVE_COUNT,
+    calibration_images: int | None = None,
     strip_names: bool = False,
     per_tensor_weights: bool = False,
     overwrite: bool = False,
@@ -160,7 +160,8 @@ def export_model(
     With a dataset, each artifact's accuracy on the whole test split is recorded too (whether
     or not `verify` is on). `int8_io` gives the int8-full variant integer I/O: True or "uint8",
     or "int8". `calibration_images` training images set the int8 ranges of the calibrated
-    variants (TFLite int8-full, ONNX int8-qdq). `strip_names` drops the TFLite artifacts'
+    variants (TFLite int8-full, ONNX int8-qdq); None: `REPRESENTATIVE_COUNT`, or the whole
+    training split when it is smaller. `strip_names` drops the TFLite artifacts'
     tensor names, subgraph name, description and signature defs (`strip.strip_tflite_names`)
     before they are checked, so the parity and accuracy figures are the stripped file's.
     `per_tensor_weights` gives the TFLite int8 variants one weight scale per tensor.
@@ -202,7 +203,7 @@ def export_model(
     test_set = _test_set(model, dataset) if dataset is not None else None
     representative = None
     if dataset is not None:
-        _check_calibration_count(calibration_images, dataset)
+        calibration_images = _calibration_count(calibration_images, dataset)
         representative = pick_representative(dataset, calibration_images)
 
     created_out_dir = not out_dir.exists()
@@ -246,8 +247,11 @@ def export_model(
     return manifest
 
 
-def _check_calibration_count(count: int, dataset: Dataset) -> None:
-    """The calibration count must be a positive number the training split can supply."""
+def _calibration_count(count: int | None, dataset: Dataset) -> int:
+    """The number of calibration images: `count`, which the training split must supply, or by
+    default `REPRESENTATIVE_COUNT` (all of a smaller split)."""
+    if count is None:
+        return min(REPRESENTATIVE_COUNT, len(dataset.x_train))
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise LowrankEdgeError(f"calibration images: expected a count >= 1, got {count!r}")
     if count > len(dataset.x_train):
@@ -255,6 +259,7 @@ def _check_calibration_count(count: int, dataset: Dataset) -> None:
             f"calibration images: {count} asked for, but {dataset.name}'s training split has "
             f"only {len(dataset.x_train)}"
         )
+    return count
 
 
 @dataclass(frozen=True)
