@@ -129,7 +129,7 @@ def test_all_nan_conversion_fails_parity_and_writes_nothing(shared, tmp_path, mo
 
     model = shared.model
 
-    def prototype_converter(saved_model, variant, representative=None, int8_io=None):
+    def prototype_converter(saved_model, variant, representative=None, int8_io=None, *_):
         serve = tf.function(
             lambda image: model(image, training=False),
             input_signature=[tf.TensorSpec((None, 28, 28, 1), tf.float32)],
