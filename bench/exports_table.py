@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     summary = json.loads(args.results.read_text())
     header = [
-        *("Model", "Artifact", "Bytes", "% of original float32 TFLite", "max |Δ| (parity)"),
+        *("Model", "Artifact", "Bytes", "% of original float32 TFLite", "max \\|Δ\\| (parity)"),
         *("Argmax agree (parity)", "Test accuracy (10,000)", "Keras test accuracy", "Parity"),
     ]
     lines = [
