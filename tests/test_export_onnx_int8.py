@@ -279,6 +279,40 @@ def test_bench_times_every_exported_variant_by_default(shared, tmp_path):
     assert {("onnx", "int8-qdq"), ("onnx", "float32")} <= timed
 
 
+def test_a_model_without_a_format_sits_out_its_groups_by_default(shared, tmp_path):
+    """Default sweep over a full export and a TFLite-only one: the TFLite-only model is timed on
+    LiteRT and left out of the ONNX Runtime groups with a note, not recorded as failed there."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    tflite_only = Path(shutil.copytree(shared.roundtrip.out_dir, tmp_path / "tflite-only"))
+    manifest_path = tflite_only / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["artifacts"] = [a for a in manifest["artifacts"] if a["format"] == "tflite"]
+    manifest_path.write_text(json.dumps(manifest))
+    out = tmp_path / "bench"
+    args = ["bench", str(shared.roundtrip.out_dir), str(tflite_only), "--backends",
+            "litert,onnxruntime", "--variants", "float32", "--out", str(out),
+            *FAST_CLI_ARGS]  # fmt: skip
+    named = CliRunner().invoke(main, args)  # asked for by name: the gap is a failure, as before
+    assert named.exit_code == 0, named.output
+    failed = [r for r in read_results(out) if r["status"] != "ok"]
+    assert [(r["backend"], r["model"]) for r in failed] == [("onnxruntime", "tflite-only")]
+
+    default = [a for a in args if a not in ("--variants", "float32")] + ["--overwrite"]
+    result = CliRunner().invoke(main, default)
+    assert result.exit_code == 0, result.output
+    records = read_results(out)
+    assert all(r["status"] == "ok" for r in records)
+    onnx_models = {r["model"] for r in records if r["backend"] == "onnxruntime"}
+    assert "tflite-only" not in onnx_models and onnx_models
+    assert {r["model"] for r in records if r["backend"] == "litert"} == onnx_models | {
+        "tflite-only"
+    }
+    assert "not exported for tflite-only; skipped" in result.output
+
+
 def test_calibration_count_is_used_recorded_and_checked(shared, tmp_path, monkeypatch):
     """--calibration-images sets how many training images calibrate int8-qdq / int8-full: the
     converters get exactly that many, the calibrated artifacts record it, the others do not."""

@@ -24,6 +24,7 @@ from lowrank_edge.benchmark.backends.runtimes import (
     BackendOptions,
     artifact_for,
     backend_variants,
+    has_artifact,
     missing_runtime,
     parse_backends,
     runtime_opener,
@@ -211,12 +212,30 @@ class _Sweep:
                         self.runtime_group(backend, variant, threads, batch)
         return self.outcome
 
+    def absent(self, backend: str, variant: str) -> list[bool]:
+        """Per model: True when the sweep times every exported variant (none asked for by name)
+        and this model was not exported with this one, so it sits the group out."""
+        return [
+            not self.config.note_missing
+            and p.error is None
+            and not has_artifact(p.model, backend, variant)
+            for p in self.prepared
+        ]
+
     def runtime_group(self, backend: str, variant: str, threads: int, batch: int) -> None:
         context = self.context(backend, variant, threads, batch)
+        absent = self.absent(backend, variant)
+        if any(absent):
+            names = ", ".join(
+                p.model.label for p, out in zip(self.prepared, absent, strict=True) if out
+            )
+            self.progress.note(f"note: {backend} {variant}: not exported for {names}; skipped")
         openers, artifacts, errors, inputs = [], [], [], []
-        for prepared in self.prepared:
+        for prepared, left_out in zip(self.prepared, absent, strict=True):
             opener = artifact = error = x = None
-            if prepared.error is not None:
+            if left_out:
+                error = "not exported with this variant"
+            elif prepared.error is not None:
                 error = prepared.error
             else:
                 try:
@@ -238,7 +257,8 @@ class _Sweep:
         for index, error in enumerate(errors):
             if error is not None:
                 measurements[index] = Measurement(error=error)
-        self.write(build_records(context, self.models, artifacts, measurements, self.baseline))
+        records = build_records(context, self.models, artifacts, measurements, self.baseline)
+        self.write([r for r, left_out in zip(records, absent, strict=True) if not left_out])
         if self.profiles is not None and backend == "onnxruntime":
             self.profile_group(context, artifacts, inputs, measurements)
 

@@ -70,6 +70,13 @@ def missing_runtime(backend: str) -> str | None:
     )
 
 
+def has_artifact(model: BenchModel, backend: str, variant: str) -> bool:
+    """True when the model's manifest lists an artifact for this backend and variant."""
+    fmt = FORMAT_OF[backend]
+    artifacts = model.manifest.artifacts if model.manifest is not None else ()
+    return any(a.format == fmt and a.variant == variant for a in artifacts)
+
+
 def artifact_for(model: BenchModel, backend: str, variant: str) -> ArtifactInfo:
     """The model's artifact for this backend and variant; a clear error listing what it has."""
     assert model.manifest is not None
