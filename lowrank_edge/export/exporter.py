@@ -173,20 +173,9 @@ def export_model(
         _as_list(tflite_variants),
         _as_list(onnx_variants),
     )
-    io_type = _int8_io_type(int8_io, plan)
-    if strip_names and not any(p.format == "tflite" for p in plan):
-        raise LowrankEdgeError(
-            "stripping names (--strip-names) applies to TFLite artifacts only: add --format tflite"
-        )
-    from lowrank_edge.export.to_tflite import PER_TENSOR_VARIANTS
-
-    if per_tensor_weights and not any(
-        p.format == "tflite" and p.variant in PER_TENSOR_VARIANTS for p in plan
-    ):
-        raise LowrankEdgeError(
-            "per-tensor weights (--per-tensor-weights) apply to TFLite int8 variants only: add "
-            f"--format tflite and --variant {' or '.join(PER_TENSOR_VARIANTS)}"
-        )
+    settings = ConversionSettings(opset, _int8_io_type(int8_io, plan), strip_names,
+                                  per_tensor_weights)  # fmt: skip
+    settings.check_applies(plan)
     _check_options(plan, out_dir, dataset, parity_samples, opset, overwrite, verbose)
 
     with captured_output(enabled=not verbose):  # importing TensorFlow prints absl notices
@@ -203,8 +192,10 @@ def export_model(
     test_set = _test_set(model, dataset) if dataset is not None else None
     representative = None
     if dataset is not None:
-        calibration_images = _calibration_count(calibration_images, dataset)
-        representative = pick_representative(dataset, calibration_images)
+        settings = replace(
+            settings, calibration_images=_calibration_count(calibration_images, dataset)
+        )
+        representative = pick_representative(dataset, settings.calibration_images)
 
     created_out_dir = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -217,17 +208,10 @@ def export_model(
                 dataset, min(SAMPLES_COUNT, len(dataset.x_test))
             )
             samples = write_samples(staging / SAMPLES_FILE, x_samples, y_samples)
-        settings = ConversionSettings(opset, io_type, strip_names, per_tensor_weights)
         converter = _Converter(model, model_path, inp, staging, representative, settings, verbose)
         artifacts = [
             _make_artifact(planned, converter, staging, parity_inputs, test_set, log)
             for planned in plan
-        ]
-        artifacts = [
-            replace(a, calibration_images=calibration_images)
-            if a.variant in CALIBRATED_VARIANTS
-            else a
-            for a in artifacts
         ]
         _raise_on_parity_failures(model_path, artifacts)
         manifest = Manifest(
@@ -270,6 +254,26 @@ class ConversionSettings:
     int8_io: str | None = None  # integer I/O of TFLite int8-full: "uint8", "int8" or None
     strip_names: bool = False  # TFLite files without names and signature defs
     per_tensor_weights: bool = False  # TFLite int8 variants: one weight scale per tensor
+    calibration_images: int | None = None  # the calibrated variants' count (with a dataset)
+
+    def check_applies(self, plan: Sequence[PlannedArtifact]) -> None:
+        """Refuse a setting that no planned artifact would take."""
+        from lowrank_edge.export.to_tflite import PER_TENSOR_VARIANTS
+
+        if self.strip_names and not any(self.names_stripped(p) for p in plan):
+            raise LowrankEdgeError(
+                "stripping names (--strip-names) applies to TFLite artifacts only: add "
+                "--format tflite"
+            )
+        if self.per_tensor_weights and not any(self.per_tensor(p) for p in plan):
+            raise LowrankEdgeError(
+                "per-tensor weights (--per-tensor-weights) apply to TFLite int8 variants only: add "
+                f"--format tflite and --variant {' or '.join(PER_TENSOR_VARIANTS)}"
+            )
+
+    def calibrated_with(self, planned: PlannedArtifact) -> int | None:
+        """The calibration images behind `planned` (calibrated variants only), else None."""
+        return self.calibration_images if planned.variant in CALIBRATED_VARIANTS else None
 
     def names_stripped(self, planned: PlannedArtifact) -> bool:
         """Whether `planned`'s file loses its names (TFLite artifacts, with `strip_names`)."""
@@ -380,6 +384,7 @@ def _make_artifact(
             output=runner.output_io,
             parity=parity,
             test_accuracy=test_accuracy,
+            calibration_images=converter.settings.calibrated_with(planned),
             names_stripped=converter.settings.names_stripped(planned),
             per_tensor_weights=converter.settings.per_tensor(planned),
         )

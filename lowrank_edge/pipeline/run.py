@@ -343,8 +343,9 @@ def run_pipeline(
 
 def _ship_step(config: PipelineConfig) -> ShipStep | None:
     """The closing bench over the runtimes the exports feed, or None (no exports, or off)."""
-    runtimes = {"tflite": "litert", "onnx": "onnxruntime"}
-    backends = tuple(runtimes[f] for f in config.export_formats if f in runtimes)
+    from lowrank_edge.benchmark.backends.runtimes import FORMAT_OF
+
+    backends = tuple(b for f in config.export_formats for b, fmt in FORMAT_OF.items() if fmt == f)
     if config.ship is None or not backends:
         return None
     return replace(config.ship, backends=backends)

@@ -92,6 +92,18 @@ def bench_and_recommend(
     }
 
 
+def _file_facts(entry) -> dict:
+    """What the report says of a chosen file: which, where, how big, how fast, how accurate."""
+    return {
+        "artifact": entry.label,
+        "file": entry.candidate.path,
+        "manifest": entry.candidate.manifest,
+        "bytes": entry.candidate.bytes,
+        "speedup": entry.speedup,
+        "drop_pp": entry.drop_pp,
+    }
+
+
 def _choice(result) -> dict:
     """One condition's answer, as the pipeline's report shows it."""
     condition = result.condition
@@ -102,24 +114,12 @@ def _choice(result) -> dict:
         "machine": condition.machine,
         "problem": result.problem,
     }
-    winner = result.winner
-    if winner is not None:
+    if result.winner is not None:
         record.update(
-            artifact=winner.label,
-            file=winner.candidate.path,
-            manifest=winner.candidate.manifest,
-            bytes=winner.candidate.bytes,
-            speedup=winner.speedup,
-            drop_pp=winner.drop_pp,
+            _file_facts(result.winner),
             tie_within_spread=result.tie,
             runner_up=result.runner_up.label if result.runner_up else None,
         )
     if result.smallest is not None:
-        record["smallest"] = {
-            "artifact": result.smallest.label,
-            "file": result.smallest.candidate.path,
-            "bytes": result.smallest.candidate.bytes,
-            "drop_pp": result.smallest.drop_pp,
-            "speedup": result.smallest.speedup,
-        }
+        record["smallest"] = _file_facts(result.smallest)
     return record

@@ -4,8 +4,8 @@ The export step writes it and every reader (benchmarks, a bare device) loads it 
 dataclasses, so writer and reader cannot drift. TF-free: numpy and the stdlib only.
 
 Fields added to schema 1 later are optional on read, so older manifests still load: an
-artifact's `test_accuracy` (accuracy on the whole test split) is None in a manifest without it,
-and its `names_stripped` False.
+artifact's `test_accuracy` (accuracy on the whole test split) and `calibration_images` are None
+in a manifest without them, its `names_stripped` and `per_tensor_weights` False.
 """
 
 from __future__ import annotations
@@ -422,15 +422,9 @@ def _artifact(f: _Fields) -> ArtifactInfo:
         output=_tensor_io(f.sub("output")),
         parity=None if parity is None else _parity(parity),
         test_accuracy=None if test_accuracy is None else _accuracy(test_accuracy),
-        calibration_images=(
-            f.get("calibration_images", int, nullable=True)
-            if "calibration_images" in f.data
-            else None
-        ),
-        names_stripped=f.get("names_stripped", bool) if "names_stripped" in f.data else False,
-        per_tensor_weights=(
-            f.get("per_tensor_weights", bool) if "per_tensor_weights" in f.data else False
-        ),
+        calibration_images=f.get_later("calibration_images", int, None, nullable=True),
+        names_stripped=f.get_later("names_stripped", bool, False),
+        per_tensor_weights=f.get_later("per_tensor_weights", bool, False),
     )
 
 
@@ -529,6 +523,10 @@ class _Fields:
         if not isinstance(value, kind):
             raise self.error(key, f"must be {_TYPE_NAMES[kind]}, got {_kind(value)}")
         return value
+
+    def get_later(self, key: str, kind: type, default: Any, *, nullable: bool = False) -> Any:
+        """`get` for a field added to the schema later: `default` when an older file lacks it."""
+        return self.get(key, kind, nullable=nullable) if key in self.data else default
 
     def sub(self, key: str, *, nullable: bool = False, optional: bool = False) -> _Fields | None:
         """The object under `key`; None for null (`nullable`) or, if `optional`, a missing key."""

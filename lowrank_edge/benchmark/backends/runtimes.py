@@ -70,20 +70,25 @@ def missing_runtime(backend: str) -> str | None:
     )
 
 
-def has_artifact(model: BenchModel, backend: str, variant: str) -> bool:
-    """True when the model's manifest lists an artifact for this backend and variant."""
+def _find_artifact(model: BenchModel, backend: str, variant: str) -> ArtifactInfo | None:
+    """The model's artifact for this backend and variant, or None."""
     fmt = FORMAT_OF[backend]
     artifacts = model.manifest.artifacts if model.manifest is not None else ()
-    return any(a.format == fmt and a.variant == variant for a in artifacts)
+    return next((a for a in artifacts if a.format == fmt and a.variant == variant), None)
+
+
+def has_artifact(model: BenchModel, backend: str, variant: str) -> bool:
+    """True when the model's manifest lists an artifact for this backend and variant."""
+    return _find_artifact(model, backend, variant) is not None
 
 
 def artifact_for(model: BenchModel, backend: str, variant: str) -> ArtifactInfo:
     """The model's artifact for this backend and variant; a clear error listing what it has."""
     assert model.manifest is not None
+    found = _find_artifact(model, backend, variant)
+    if found is not None:
+        return found
     fmt = FORMAT_OF[backend]
-    for artifact in model.manifest.artifacts:
-        if artifact.format == fmt and artifact.variant == variant:
-            return artifact
     have = ", ".join(f"{a.format}/{a.variant}" for a in model.manifest.artifacts) or "none"
     raise LowrankEdgeError(
         f"{model.manifest.path}: no {fmt} artifact with variant {variant} (it has: {have})"
