@@ -202,9 +202,7 @@ def _cli_export_arguments(monkeypatch, shared, tmp_path, *args):
         return dataclasses.replace(shared.roundtrip.manifest, path=out_dir / "manifest.json")
 
     monkeypatch.setattr("lowrank_edge.export.export_model", fake_export)
-    monkeypatch.setattr(
-        "lowrank_edge.data.load_dataset", lambda name, data_dir, seed: shared.dataset
-    )
+    monkeypatch.setattr("lowrank_edge.data.load_dataset", lambda *args, **kwargs: shared.dataset)
     result = CliRunner().invoke(main, ["export", str(tmp_path / "m.keras"), *args])
     return result, seen
 

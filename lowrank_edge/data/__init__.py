@@ -24,8 +24,8 @@ from lowrank_edge.logs import Log, log_stderr
 DATASET_NAMES = ("mnist", "emnist")
 EMNIST_DIR_ENV = "LOWRANK_EDGE_EMNIST_DIR"
 SPEC_HELP = (
-    "mnist, emnist, a folder of class sub-folders (optionally split into train/ and test/), "
-    "an .npz file (x_train, y_train, x_test, y_test, or x, y) or tfds:NAME[:SPLIT]"
+    "mnist, emnist, a folder of class sub-folders (with train/ and test/ inside, or split "
+    "here), an .npz (x_train, y_train, x_test, y_test, or x, y) or tfds:NAME[:SPLIT]"
 )
 
 # (height, width, channels) to fit images to, None where the images decide
