@@ -167,7 +167,7 @@ def test_export_without_a_dataset_records_no_test_accuracy(shared, tmp_path):
 
 
 def test_qdq_without_a_dataset_is_refused(shared, tmp_path):
-    with pytest.raises(LowrankEdgeError, match=r"int8-qdq variant needs a dataset.*--dataset"):
+    with pytest.raises(LowrankEdgeError, match=r"int8-qdq variant needs a dataset.*--data SPEC"):
         export_model(
             shared.roundtrip.model_path,
             tmp_path / "out",

@@ -125,16 +125,14 @@ def export(
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from lowrank_edge.export import export_model
-    from lowrank_edge.model.saving import load_model
 
-    data = source.load(seed, load_model(model_path) if source.spec is not None else None)
     manifest = export_model(
         model_path,
         out_dir if out_dir is not None else model_path.with_suffix(""),
         formats=formats,
         tflite_variants=TFLITE_VARIANTS if all_variants else (variants or ("float32",)),
         onnx_variants=ONNX_VARIANTS if all_variants else (onnx_variants or ("float32",)),
-        dataset=data,
+        dataset=source.loader(seed),
         parity_samples=samples,
         opset=opset,
         int8_io=int8_io or False,

@@ -408,7 +408,8 @@ def pipeline(
         overwrite=overwrite,
     )
     config.compress_settings()  # validate before any slow work
-    run_pipeline(config, lambda: source.load(seed, base and load_model(base)), log=click.echo)
+    load = source.loader(seed)
+    run_pipeline(config, lambda: load(base and load_model(base)), log=click.echo)
 
 
 COMMANDS = [train, compress, evaluate, pipeline]

@@ -187,6 +187,13 @@ class DataSource:
             max_images=self.max_images,
         )
 
+    def loader(self, seed: int) -> Callable[..., Any] | None:
+        """A function of a model loading the data for its input (see `load`); None without
+        --data (data options given without it are refused here)."""
+        if self.spec is None:
+            return self.load(seed)
+        return lambda model=None: self.load(seed, model)
+
     def wanted_shape(self, model=None) -> tuple[int | None, int | None, int | None] | None:
         """(height, width, channels) images are fitted to: the model's image input, its free
         size set by --image-size; without a model, --image-size alone (channels free)."""
