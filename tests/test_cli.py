@@ -12,7 +12,7 @@ from harness.data import make_images, make_labels, write_idx_images, write_idx_l
 from lowrank_edge.cli import main
 from lowrank_edge.cli.options import comma_list_option, parse_comma_list
 from lowrank_edge.compress import FACTORISED, KEPT_EXCLUDED
-from lowrank_edge.data import load_dataset
+from lowrank_edge.data import SPEC_HELP, load_dataset
 from lowrank_edge.data.dataset import Dataset
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.fileio import sha256_file
@@ -125,7 +125,7 @@ def test_compress_refuses_to_replace_output(trained, tmp_path):
     [
         (["compress", "missing.keras", "--energy", "0.5"], "missing.keras: model file not found"),
         (["compress", "{model}", "--energy", "0.5", "--rank", "3"], "exactly one of --energy"),
-        (["compress", "{model}", "--energy", "0.5", "--finetune-epochs", "1"], "pass --dataset"),
+        (["compress", "{model}", "--energy", "0.5", "--finetune-epochs", "1"], "pass --data SPEC"),
         (["evaluate", "{bad}", "--dataset", "mnist"], "not a Keras v3 .keras archive"),
         (["pipeline", "--dataset", "mnist", "--energies", "0.5,2"], "outside (0, 1]"),
         (
@@ -447,18 +447,20 @@ def test_energy_help_covers_both_energy_measures():
         assert "sigma^2" in text and "of sigma with --energy-measure abs" in text, command
 
 
-def test_dataset_is_stated_the_same_way_everywhere():
+def test_data_is_stated_the_same_way_everywhere():
     stated = {}
     for name in main.commands:
-        param = _params(name).get("dataset")
-        if param is None:
+        param = _params(name).get("spec")
+        if param is None or name == "data":
             continue
-        assert param.type.choices == ("mnist", "emnist")
-        assert param.help.startswith("Dataset ")
-        assert param.help.endswith(" (emnist also needs --data-dir).")
+        assert param.opts == ["--data", "--dataset"]  # --dataset: the earlier name, an alias
+        assert param.help.startswith("Data ")
+        assert param.help.endswith(f": {SPEC_HELP}.")
+        for option in ("data_dir", "preprocess", "image_size", "max_images"):
+            assert option in _params(name), (name, option)
         line = " ".join(run(name, "--help").output.split())
         stated[name] = "[required]" if param.required else "[default: (none)]"
-        assert stated[name] in line[line.index("--dataset") :], name
+        assert stated[name] in line[line.index("--data, --dataset SPEC") :], name
     assert stated == {
         "train": "[required]",
         "evaluate": "[required]",
@@ -519,7 +521,7 @@ def test_compress_to_a_mac_budget_meets_it(trained, mnist_dir, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--target-macs", "0.5"], "pass --dataset"),
+        (["--target-macs", "0.5"], "pass --data SPEC"),
         (["--target-macs", "0.001", "--factoriser", "svd"], "smallest reachable fraction"),
         (["--target-macs", "0.5", "--energy", "0.5", "--factoriser", "svd"], "exactly one of"),
     ],

@@ -84,7 +84,7 @@ def test_corrupt_keras_file_gives_one_clear_error(shared, tmp_path, content, mes
 
 
 def test_int8_full_without_a_dataset_is_refused(shared, tmp_path):
-    with pytest.raises(LowrankEdgeError, match=r"int8-full variant needs a dataset.*--dataset"):
+    with pytest.raises(LowrankEdgeError, match=r"int8-full variant needs a dataset.*--data SPEC"):
         export_model(shared.roundtrip.model_path, tmp_path / "out", tflite_variants=["int8-full"])
     assert not (tmp_path / "out").exists()
 

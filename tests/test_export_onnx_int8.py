@@ -167,7 +167,7 @@ def test_export_without_a_dataset_records_no_test_accuracy(shared, tmp_path):
 
 
 def test_qdq_without_a_dataset_is_refused(shared, tmp_path):
-    with pytest.raises(LowrankEdgeError, match=r"int8-qdq variant needs a dataset.*--dataset"):
+    with pytest.raises(LowrankEdgeError, match=r"int8-qdq variant needs a dataset.*--data SPEC"):
         export_model(
             shared.roundtrip.model_path,
             tmp_path / "out",
@@ -202,9 +202,7 @@ def _cli_export_arguments(monkeypatch, shared, tmp_path, *args):
         return dataclasses.replace(shared.roundtrip.manifest, path=out_dir / "manifest.json")
 
     monkeypatch.setattr("lowrank_edge.export.export_model", fake_export)
-    monkeypatch.setattr(
-        "lowrank_edge.data.load_dataset", lambda name, data_dir, seed: shared.dataset
-    )
+    monkeypatch.setattr("lowrank_edge.data.load_dataset", lambda *args, **kwargs: shared.dataset)
     result = CliRunner().invoke(main, ["export", str(tmp_path / "m.keras"), *args])
     return result, seen
 

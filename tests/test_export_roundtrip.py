@@ -121,9 +121,7 @@ def test_int8_full_with_integer_io(shared, tmp_path, int8_io, dtype):
 
 def test_cli_export_is_quiet_and_refuses_to_replace(shared, tmp_path, monkeypatch, capfd):
     model_path = save_with_sidecar(shared.model, tmp_path / "e75.keras", None)
-    monkeypatch.setattr(
-        "lowrank_edge.data.load_dataset", lambda name, data_dir, seed: shared.dataset
-    )
+    monkeypatch.setattr("lowrank_edge.data.load_dataset", lambda *args, **kwargs: shared.dataset)
     args = ["export", str(model_path), "--format", "tflite", "--variant", "int8-full"]
     args += ["--dataset", "mnist", "--samples", "32"]
     capfd.readouterr()

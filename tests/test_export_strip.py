@@ -131,9 +131,7 @@ def test_strip_names_needs_a_tflite_artifact(shared, tmp_path):
 
 def test_cli_strip_names(shared, tmp_path, monkeypatch):
     model_path = save_with_sidecar(shared.model, tmp_path / "e75.keras", None)
-    monkeypatch.setattr(
-        "lowrank_edge.data.load_dataset", lambda name, data_dir, seed: shared.dataset
-    )
+    monkeypatch.setattr("lowrank_edge.data.load_dataset", lambda *args, **kwargs: shared.dataset)
     args = ["export", str(model_path), "--format", "tflite", "--variant", "float32"]
     args += ["--dataset", "mnist", "--samples", "32", "--strip-names"]
     result = CliRunner().invoke(main, args)

@@ -1,27 +1,20 @@
-"""`lowrank-edge data`: fetch or read a dataset, cache it, and print its splits."""
+"""`lowrank-edge data SPEC`: read (or fetch) a dataset and print its splits and preprocessing."""
 
 from __future__ import annotations
 
 import click
 
-from lowrank_edge.cli.options import seed_option
+from lowrank_edge.cli.options import DataSource, data_read_options, seed_option
+from lowrank_edge.data import SPEC_HELP
 
 
-@click.command("data")
-@click.argument("name", type=click.Choice(["mnist", "emnist"]))
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=str),
-    default=None,
-    help="Folder with the dataset files (required for emnist, e.g. ../shared/data/emnist47; "
-    "for mnist: IDX files or Kaggle train.csv instead of the download).",
-)
+@click.command("data", help=f"Read SPEC and show its source, splits, input values and classes. "
+               f"SPEC is {SPEC_HELP}.")  # fmt: skip
+@click.argument("spec", metavar="SPEC")
+@data_read_options(None)
 @seed_option("Seed of the train/validation split.")
-def data(name: str, data_dir: str | None, seed: int) -> None:
-    """Fetch (MNIST) or read (EMNIST) a dataset and show where it is and its split shapes."""
-    from lowrank_edge.data import load_dataset
-
-    dataset = load_dataset(name, data_dir, seed=seed)
+def data(source: DataSource, seed: int) -> None:
+    dataset = source.load(seed)
     click.echo(f"dataset {dataset.name}: {dataset.num_classes} classes")
     click.echo(f"source  {dataset.source}")
     click.echo(dataset.summary())

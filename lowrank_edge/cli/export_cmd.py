@@ -12,9 +12,9 @@ import click
 
 from lowrank_edge.cli.options import (
     SPLIT_SEED_HELP,
+    DataSource,
     comma_list_option,
-    data_dir_option,
-    dataset_option,
+    data_options,
     overwrite_option,
     seed_option,
 )
@@ -85,8 +85,7 @@ from lowrank_edge.export.variants import FORMATS, INT8_IO_TYPES, ONNX_VARIANTS, 
     show_default=True,
     help="Test images for each artifact's parity check.",
 )
-@dataset_option("for parity checks, test accuracy, samples.npz and int8 calibration")
-@data_dir_option
+@data_options("for parity checks, test accuracy, samples.npz and int8 calibration")
 @seed_option(SPLIT_SEED_HELP[:-1] + "; int8 calibration images come from its train part.")
 @click.option(
     "--out-dir",
@@ -110,8 +109,7 @@ def export(
     per_tensor_weights: bool,
     opset: int,
     samples: int,
-    dataset: str | None,
-    data_dir: Path | None,
+    source: DataSource,
     seed: int,
     out_dir: Path | None,
     no_verify: bool,
@@ -123,22 +121,18 @@ def export(
         raise LowrankEdgeError("--variant applies to TFLite: add --format tflite")
     if onnx_variants and "onnx" not in formats:
         raise LowrankEdgeError("--onnx-variants applies to ONNX: add --format onnx")
-    if data_dir is not None and dataset is None:
-        raise LowrankEdgeError("--data-dir needs --dataset (mnist or emnist)")
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from lowrank_edge.data import load_dataset
     from lowrank_edge.export import export_model
 
-    data = load_dataset(dataset, data_dir, seed=seed) if dataset is not None else None
     manifest = export_model(
         model_path,
         out_dir if out_dir is not None else model_path.with_suffix(""),
         formats=formats,
         tflite_variants=TFLITE_VARIANTS if all_variants else (variants or ("float32",)),
         onnx_variants=ONNX_VARIANTS if all_variants else (onnx_variants or ("float32",)),
-        dataset=data,
+        dataset=source.loader(seed),
         parity_samples=samples,
         opset=opset,
         int8_io=int8_io or False,

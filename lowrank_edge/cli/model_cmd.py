@@ -13,6 +13,7 @@ from lowrank_edge.cli.options import (
     DEFAULT_TARGET_MACS,
     RUN_SEED_HELP,
     SPLIT_SEED_HELP,
+    DataSource,
     augment_option,
     balance_option,
     batch_size_option,
@@ -20,8 +21,7 @@ from lowrank_edge.cli.options import (
     comma_list_option,
     compress_options_from,
     compression_options,
-    data_dir_option,
-    dataset_option,
+    data_options,
     energies_option,
     energy_option,
     factoriser_options,
@@ -40,19 +40,8 @@ from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.export.variants import FORMATS, ONNX_VARIANTS, TFLITE_VARIANTS
 
 
-def _load_data(dataset: str | None, data_dir: Path | None, seed: int, needed_for: str):
-    """The dataset split with `seed`, or one clear error when --dataset is missing."""
-    from lowrank_edge.data import load_dataset
-
-    if dataset is None:
-        raise LowrankEdgeError(f"{needed_for} needs data: pass --dataset mnist|emnist")
-    click.echo(f"[data] loading {dataset} (split seed {seed})")
-    return load_dataset(dataset, data_dir, seed=seed)
-
-
 @click.command()
-@dataset_option("to train on", required=True)
-@data_dir_option
+@data_options("to train on", required=True)
 @click.option("--epochs", default=6, show_default=True, type=click.IntRange(1))
 @augment_option
 @balance_option
@@ -75,8 +64,7 @@ def _load_data(dataset: str | None, data_dir: Path | None, seed: int, needed_for
 )
 @overwrite_option()
 def train(
-    dataset: str,
-    data_dir: Path | None,
+    source: DataSource,
     epochs: int,
     augment: bool,
     balance_classes: bool,
@@ -96,9 +84,9 @@ def train(
     from lowrank_edge.model.train import FitConfig, fit
     from lowrank_edge.pipeline.measure import accuracy_record
 
-    out = out or Path("models") / dataset / "base.keras"
+    out = out or Path("models") / source.name / "base.keras"
     check_can_write(out, overwrite)
-    data = _load_data(dataset, data_dir, seed, "train")
+    data = source.load(seed, needed_for="train")
     config = ResNetConfig(
         num_classes=data.num_classes, widths=widths, blocks_per_stage=blocks, head_units=head_units
     )
@@ -132,11 +120,10 @@ def train(
 @latency_options
 @compression_options
 @factoriser_options
-@dataset_option(
+@data_options(
     "for calibration, fine-tuning and measuring; needed unless --factoriser svd and "
     "--finetune-epochs 0"
 )
-@data_dir_option
 @finetune_options
 @click.option(
     "--lr",
@@ -163,8 +150,7 @@ def compress(
     energy: float | None,
     target_macs: float | None,
     target_params: float | None,
-    dataset: str | None,
-    data_dir: Path | None,
+    source: DataSource,
     finetune_epochs: int,
     finetune_lr: float,
     patience: int,
@@ -198,11 +184,11 @@ def compress(
         raise LowrankEdgeError(f"--out {out} would overwrite the input model")
     check_can_write(out, overwrite)
     model = load_model(model_path)
-    if options.needs_data and dataset is None:
+    if options.needs_data and source.spec is None:
         raise LowrankEdgeError(DATA_NEEDED)
-    data = None
-    if finetune_epochs > 0 or dataset is not None:
-        data = _load_data(dataset, data_dir, seed, f"--finetune-epochs {finetune_epochs}")
+    data = source.load(
+        seed, model, needed_for=f"--finetune-epochs {finetune_epochs}" if finetune_epochs else None
+    )
     finetune = (
         FitConfig(
             epochs=finetune_epochs,
@@ -225,16 +211,15 @@ def compress(
 
 @click.command()
 @click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
-@dataset_option("to evaluate on", required=True)
-@data_dir_option
+@data_options("to evaluate on", required=True)
 @seed_option(SPLIT_SEED_HELP)
-def evaluate(model_path: Path, dataset: str, data_dir: Path | None, seed: int) -> None:
+def evaluate(model_path: Path, source: DataSource, seed: int) -> None:
     """Print params, MACs, file size and validation/test accuracy of MODEL_PATH."""
     from lowrank_edge.model.saving import load_model
     from lowrank_edge.pipeline.measure import accuracy_record, cost_record, file_bytes
 
     model = load_model(model_path)
-    data = _load_data(dataset, data_dir, seed, "evaluate")
+    data = source.load(seed, model, needed_for="evaluate")
     if model.output_shape[-1] != data.num_classes:
         raise LowrankEdgeError(
             f"{model_path}: model has {model.output_shape[-1]} outputs but {data.name} has "
@@ -251,8 +236,7 @@ def evaluate(model_path: Path, dataset: str, data_dir: Path | None, seed: int) -
 
 
 @click.command()
-@dataset_option("to train, fine-tune and measure on", required=True)
-@data_dir_option
+@data_options("to train, fine-tune and measure on", required=True)
 @targets_option
 @latency_targets_option
 @latency_options
@@ -318,8 +302,7 @@ def evaluate(model_path: Path, dataset: str, data_dir: Path | None, seed: int) -
 @seed_option(RUN_SEED_HELP)
 @overwrite_option()
 def pipeline(
-    dataset: str,
-    data_dir: Path | None,
+    source: DataSource,
     target_macs: str | None,
     target_params: str | None,
     energies: str | None,
@@ -347,6 +330,7 @@ def pipeline(
     """Train (or load --base), then compress, fine-tune and measure at each MAC, parameter or
     latency budget and each energy (or once at --rank / --rank-fraction)."""
     from lowrank_edge.model.resnet import ResNetConfig
+    from lowrank_edge.model.saving import load_model
     from lowrank_edge.model.train import FitConfig
     from lowrank_edge.pipeline.run import (
         PipelineConfig,
@@ -397,9 +381,9 @@ def pipeline(
             raise LowrankEdgeError(f"{flag} applies to exported files: add --export {fmt}")
     common = {"batch_size": batch_size, "augment": augment, "balance_classes": balance_classes}
     config = PipelineConfig(
-        dataset=dataset,
-        data_dir=data_dir,
-        out_dir=out_dir or Path("models") / dataset,
+        dataset=source.spec,
+        data_dir=source.data_dir,
+        out_dir=out_dir or Path("models") / source.name,
         energies=parse_fractions(energies) if energies else (),
         target_macs=parse_fractions(target_macs, "--target-macs") if target_macs else (),
         target_params=parse_fractions(target_params, "--target-params") if target_params else (),
@@ -424,7 +408,8 @@ def pipeline(
         overwrite=overwrite,
     )
     config.compress_settings()  # validate before any slow work
-    run_pipeline(config, log=click.echo)
+    load = source.loader(seed)
+    run_pipeline(config, lambda: load(base and load_model(base)), log=click.echo)
 
 
 COMMANDS = [train, compress, evaluate, pipeline]

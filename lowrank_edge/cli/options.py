@@ -15,15 +15,17 @@ TensorFlow-free: nothing here imports Keras, so every command module can import 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
+from lowrank_edge.data import SPEC_HELP
 from lowrank_edge.errors import LowrankEdgeError
-
-DATASETS = ("mnist", "emnist")
+from lowrank_edge.runtime.preprocess import PREPROCESSINGS
 
 Decorator = Callable[[Callable], Callable]
 
@@ -137,22 +139,165 @@ def comma_list_option(
 # --- data ---------------------------------------------------------------------------------
 
 
-def dataset_option(use: str, required: bool = False) -> Decorator:
-    """`--dataset mnist|emnist`, stated one way: `[required]`, or else `[default: none]`."""
-    help_text = f"Dataset {use} (emnist also needs --data-dir)."
-    if required:
-        return click.option("--dataset", type=click.Choice(DATASETS), required=True, help=help_text)
-    return click.option(
-        "--dataset", type=click.Choice(DATASETS), default=None, show_default="none", help=help_text
-    )
-
-
 data_dir_option = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Folder with the user's data files (EMNIST IDX/CSV, MNIST IDX or Kaggle train.csv).",
+    help="Folder with the data files of mnist (IDX or Kaggle train.csv instead of the "
+    "download) or emnist (IDX/CSV, required); for tfds:NAME, the TFDS data dir.",
 )
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """What the data options of a command say: the spec and how to read and prepare it."""
+
+    spec: str | None = None
+    data_dir: Path | None = None
+    preprocessing: str | None = None
+    image_size: tuple[int, int] | None = None
+    max_images: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The data's short name, for default output folders (`models/<name>`)."""
+        from lowrank_edge.data import spec_name
+
+        return spec_name(self.spec)
+
+    def load(self, seed: int, model=None, needed_for: str | None = None):
+        """The Dataset fitted to `model`'s input (if given), split with `seed`; None when no
+        --data was given and `needed_for` is None, else one clear error saying what needs it."""
+        import lowrank_edge.data
+
+        if self.spec is None:
+            given = [flag for flag, value in self._details() if value is not None]
+            if given:
+                raise LowrankEdgeError(f"{given[0]} applies to data: pass --data SPEC too")
+            if needed_for is None:
+                return None
+            raise LowrankEdgeError(f"{needed_for} needs data: pass --data SPEC ({SPEC_HELP})")
+        click.echo(f"[data] loading {self.spec} (split seed {seed})")
+        return lowrank_edge.data.load_data(
+            self.spec,
+            image_shape=self.wanted_shape(model),
+            preprocessing=self.preprocessing,
+            seed=seed,
+            data_dir=self.data_dir,
+            max_images=self.max_images,
+        )
+
+    def loader(self, seed: int) -> Callable[..., Any] | None:
+        """A function of a model loading the data for its input (see `load`); None without
+        --data (data options given without it are refused here)."""
+        if self.spec is None:
+            return self.load(seed)
+        return lambda model=None: self.load(seed, model)
+
+    def wanted_shape(self, model=None) -> tuple[int | None, int | None, int | None] | None:
+        """(height, width, channels) images are fitted to: the model's image input, its free
+        size set by --image-size; without a model, --image-size alone (channels free)."""
+        shape = tuple(getattr(model, "input_shape", None) or ())
+        if len(shape) != 4:  # no model, or not a single image input: the data decides
+            return None if self.image_size is None else (*self.image_size, None)
+        height, width, channels = shape[1:]
+        if self.image_size is not None:
+            if height is not None and (height, width) != self.image_size:
+                raise LowrankEdgeError(
+                    f"--image-size {self.image_size[0]}x{self.image_size[1]} does not match the "
+                    f"model's input {height}x{width}; leave it out (images are resized to the "
+                    "model) or use a model of that size"
+                )
+            height, width = self.image_size
+        return height, width, channels
+
+    def _details(self) -> list[tuple[str, object]]:
+        return [
+            ("--data-dir", self.data_dir),
+            ("--preprocess", self.preprocessing),
+            ("--image-size", self.image_size),
+            ("--max-images", self.max_images),
+        ]
+
+
+def _parse_image_size(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    height, _, width = value.lower().partition("x")
+    try:
+        size = (int(height), int(width))
+    except ValueError:
+        raise click.BadParameter(f"expected HEIGHTxWIDTH like 224x224, got {value!r}") from None
+    if min(size) < 1:
+        raise click.BadParameter(f"height and width must be >= 1, got {value!r}")
+    return size
+
+
+_DATA_FIELDS = ("spec", "data_dir", "preprocess", "image_size", "max_images")
+
+
+def data_read_options(spec_option: Decorator | None) -> Decorator:
+    """The options saying how data is read (`spec_option` adds --data/--dataset); the command
+    receives them as one `source: DataSource` argument."""
+    options = [
+        data_dir_option,
+        click.option(
+            "--preprocess",
+            type=click.Choice(PREPROCESSINGS),
+            default=None,
+            show_default="unit for mnist/emnist, byte (0-255) for folders, uint8 .npz and tfds, "
+            "none for float .npz",
+            help="How pixels become model inputs: unit [0,1], symmetric [-1,1], byte [0,255], "
+            "caffe or torch (keras.applications' ImageNet modes), none (values as stored). "
+            "Recorded in the export manifest.",
+        ),
+        click.option(
+            "--image-size",
+            callback=_parse_image_size,
+            default=None,
+            metavar="HxW",
+            show_default="the model's input size, else the images' own",
+            help="Resize images to this height and width (bilinear).",
+        ),
+        click.option(
+            "--max-images",
+            type=click.IntRange(1),
+            default=None,
+            help="Keep at most this many images per class (a seeded draw; folders, .npz, tfds).",
+        ),
+    ]
+    if spec_option is not None:
+        options.insert(0, spec_option)
+
+    def decorate(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            values = {key: kwargs.pop(key, None) for key in _DATA_FIELDS}
+            source = DataSource(
+                spec=values["spec"],
+                data_dir=values["data_dir"],
+                preprocessing=values["preprocess"],
+                image_size=values["image_size"],
+                max_images=values["max_images"],
+            )
+            return func(*args, source=source, **kwargs)
+
+        return apply_options(*options)(command)
+
+    return decorate
+
+
+def data_options(use: str, required: bool = False) -> Decorator:
+    """`--data SPEC` (alias `--dataset`) and the options reading it, stated one way:
+    `[required]`, or else `[default: none]`."""
+    help_text = f"Data {use}: {SPEC_HELP}."
+    extra: dict[str, Any] = {"required": True} if required else {"show_default": "none"}
+    spec = click.option(
+        "--data", "--dataset", "spec", metavar="SPEC", default=None, help=help_text, **extra
+    )
+    return data_read_options(spec)
 
 
 def seed_option(help: str) -> Decorator:
@@ -467,7 +612,7 @@ factoriser_options = apply_options(
         default="whitened",
         show_default=True,
         help="whitened: data-aware SVD that minimises each layer's output error on calibration "
-        "images from the training split (needs --dataset); svd: plain SVD of the kernel.",
+        "images from the training split (needs --data); svd: plain SVD of the kernel.",
     ),
     click.option(
         "--calibration-images",

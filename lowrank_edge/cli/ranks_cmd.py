@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 
 from lowrank_edge.cli.options import (
+    DataSource,
     compress_options_from,
     compression_options,
-    data_dir_option,
-    dataset_option,
+    data_options,
     energy_option,
     factoriser_options,
     latency_options,
@@ -83,8 +83,7 @@ def latency_lines(analysis, plan, target) -> str:
 @energy_option
 @compression_options
 @factoriser_options
-@dataset_option("for the calibration images; needed unless --factoriser svd")
-@data_dir_option
+@data_options("for the calibration images; needed unless --factoriser svd")
 @seed_option("Seed of the train/validation split and of the calibration draw.")
 @click.option(
     "--plot",
@@ -98,8 +97,7 @@ def ranks(
     target_macs: float | None,
     target_params: float | None,
     energy: float | None,
-    dataset: str | None,
-    data_dir: Path | None,
+    source: DataSource,
     seed: int,
     plot: Path | None,
     overwrite: bool,
@@ -120,13 +118,9 @@ def ranks(
     if plot is not None:
         check_can_write(plot, overwrite)
     model = load_model(model_path)
-    data = None
-    if options.needs_data:
-        if dataset is None:
-            raise LowrankEdgeError(DATA_NEEDED)
-        from lowrank_edge.data import load_dataset
-
-        data = load_dataset(dataset, data_dir, seed=seed)
+    if options.needs_data and source.spec is None:
+        raise LowrankEdgeError(DATA_NEEDED)
+    data = source.load(seed, model) if options.needs_data else None
     calibration, evaluation = options.planning_data(data)
     analysis, plan = plan_compression(
         model, policy, calibration=calibration, evaluation=evaluation, **options.plan_kwargs()

@@ -97,7 +97,9 @@ def read_mnist_npz(path: str | os.PathLike) -> RawSplits:
     return RawSplits(**arrays, num_classes=10, labels=MNIST_LABELS, source=str(path))
 
 
-def check_npz_sizes(path: Path, max_bytes: int = NPZ_MAX_BYTES) -> None:
+def check_npz_sizes(
+    path: Path, max_bytes: int = NPZ_MAX_BYTES, what: str = "an MNIST cache"
+) -> None:
     """Raise a DataFormatError if the npz unpacks to over `max_bytes` or an array's header
     declares more data than its member holds (numpy would allocate the declared size first)."""
     total = 0
@@ -106,7 +108,7 @@ def check_npz_sizes(path: Path, max_bytes: int = NPZ_MAX_BYTES) -> None:
             total += info.file_size
             if total > max_bytes:
                 raise DataFormatError(
-                    f"{path}: unpacks to more than {max_bytes:,} bytes; not an MNIST cache"
+                    f"{path}: unpacks to more than {max_bytes:,} bytes; not {what}"
                 )
             if not info.filename.endswith(".npy"):
                 continue

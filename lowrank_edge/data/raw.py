@@ -1,7 +1,8 @@
-"""Raw train/test arrays as read from disk, before scaling and the validation split.
+"""Raw train/test arrays as read from disk, before preprocessing and the validation split.
 
-Every source (MNIST fetch, IDX folders, CSV files) produces `RawSplits`, so the
-conversion to the float `Dataset` happens in one place.
+Every source (MNIST fetch, IDX folders, CSV files, image folders, .npz files, TFDS) produces
+`RawSplits`, so fitting to the model's input and the conversion to the float `Dataset`
+happen in one place.
 """
 
 from __future__ import annotations
@@ -11,12 +12,26 @@ from dataclasses import dataclass
 import numpy as np
 
 from lowrank_edge.data.dataset import Dataset, split_train_val
+from lowrank_edge.data.images import ImageShape, fit_arrays
 from lowrank_edge.errors import DataFormatError
+from lowrank_edge.runtime.preprocess import (
+    DEFAULT_PREPROCESSING,
+    check_channels,
+    check_preprocessing,
+    nominal_range,
+    preprocess,
+)
+
+MAX_DECODED_BYTES = 4 << 30  # the most the float32 images of one dataset may take in memory
 
 
 @dataclass(frozen=True)
 class RawSplits:
-    """uint8 upright images (N, 28, 28) and int64 labels (N,) for train and test."""
+    """Upright images (N, H, W) or (N, H, W, C) and int64 labels (N,) for train and test.
+
+    Images are uint8 pixels, or float for sources that hold prepared values;
+    `preprocessing` is the source's default way to model inputs (MNIST/EMNIST: `unit`).
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -25,6 +40,7 @@ class RawSplits:
     num_classes: int
     labels: tuple[str, ...]
     source: str
+    preprocessing: str = DEFAULT_PREPROCESSING
 
 
 def check_pair(images: np.ndarray, labels: np.ndarray, num_classes: int, what: str) -> np.ndarray:
@@ -47,25 +63,76 @@ def check_pair(images: np.ndarray, labels: np.ndarray, num_classes: int, what: s
     return labels
 
 
-def to_dataset(name: str, raw: RawSplits, val_fraction: float = 0.2, seed: int = 0) -> Dataset:
-    """Scale to float32 [0, 1] with a channel axis and split train 80/20 into train/val."""
+def to_dataset(
+    name: str,
+    raw: RawSplits,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    *,
+    preprocessing: str | None = None,
+    target: ImageShape | None = None,
+    max_bytes: int = MAX_DECODED_BYTES,
+) -> Dataset:
+    """Fit the images to `target` (if given), split train into train/val with `seed`, and
+    turn pixels into float32 model inputs by `preprocessing` (default: the source's own).
+
+    MNIST/EMNIST without options give exactly the arrays they always gave: `unit`, [0, 1].
+    """
+    preprocessing = check_preprocessing(preprocessing or raw.preprocessing)
+    if raw.num_classes < 2 or len(raw.x_train) == 0:
+        raise DataFormatError(
+            f"{raw.source}: {raw.num_classes} class(es) and {len(raw.x_train)} training images; "
+            "a classifier needs at least two classes and some training images"
+        )
+    x_train, x_test = with_channels(raw.x_train), with_channels(raw.x_test)
+    if target is not None:
+        check_decoded_bytes(len(x_train) + len(x_test), target, max_bytes, raw.source)
+        x_train, x_test = fit_arrays(x_train, target), fit_arrays(x_test, target)
+    else:
+        shape = ImageShape(*x_train.shape[1:])
+        check_decoded_bytes(len(x_train) + len(x_test), shape, max_bytes, raw.source)
+    check_channels(preprocessing, x_train.shape[-1])
     x_train, y_train, x_val, y_val = split_train_val(
-        raw.x_train, raw.y_train, val_fraction=val_fraction, seed=seed
+        x_train, raw.y_train, val_fraction=val_fraction, seed=seed
     )
+    splits = [preprocess(x, preprocessing) for x in (x_train, x_val, x_test)]
     return Dataset(
         name=name,
-        x_train=to_float_images(x_train),
+        x_train=splits[0],
         y_train=y_train.astype(np.int64),
-        x_val=to_float_images(x_val),
+        x_val=splits[1],
         y_val=y_val.astype(np.int64),
-        x_test=to_float_images(raw.x_test),
+        x_test=splits[2],
         y_test=raw.y_test.astype(np.int64),
         num_classes=raw.num_classes,
         labels=raw.labels,
         source=raw.source,
+        preprocessing=preprocessing,
+        input_range=nominal_range(preprocessing) or observed_range(splits),
     )
 
 
-def to_float_images(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1]."""
-    return (images.astype(np.float32) / np.float32(255.0))[..., np.newaxis]
+def with_channels(images: np.ndarray) -> np.ndarray:
+    """(N, H, W) -> (N, H, W, 1); (N, H, W, C) as it is."""
+    return images[..., np.newaxis] if images.ndim == 3 else images
+
+
+def observed_range(arrays: list[np.ndarray]) -> tuple[float, float]:
+    """The (min, max) over every value of `arrays` ((0, 0) when they are empty)."""
+    filled = [a for a in arrays if a.size]
+    if not filled:
+        return (0.0, 0.0)
+    return (float(min(a.min() for a in filled)), float(max(a.max() for a in filled)))
+
+
+def check_decoded_bytes(count: int, shape: ImageShape, max_bytes: int, where: str) -> None:
+    """Refuse, before decoding, images that would take over `max_bytes` as float32."""
+    needed = count * shape.height * shape.width * shape.channels * 4
+    if needed > max_bytes:
+        per_image = max(1, needed // max(count, 1))
+        raise DataFormatError(
+            f"{where}: {count:,} images of {shape} take {needed / 2**30:.1f} GiB as float32, "
+            f"over the {max_bytes / 2**30:.1f} GiB limit; cap the images per class with "
+            f"--max-images N (about {max_bytes // per_image:,} images fit in all) or use a "
+            "smaller --image-size"
+        )

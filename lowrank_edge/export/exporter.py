@@ -14,9 +14,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -141,7 +142,7 @@ def export_model(
     formats: Sequence[str] = ("tflite", "onnx"),
     tflite_variants: Sequence[str] = ("float32",),
     onnx_variants: Sequence[str] = ("float32",),
-    dataset: Dataset | None = None,
+    dataset: Dataset | Callable[[Any], Dataset] | None = None,
     parity_samples: int = 512,
     opset: int = 17,
     int8_io: bool | str = False,
@@ -165,6 +166,8 @@ def export_model(
     tensor names, subgraph name, description and signature defs (`strip.strip_tflite_names`)
     before they are checked, so the parity and accuracy figures are the stripped file's.
     `per_tensor_weights` gives the TFLite int8 variants one weight scale per tensor.
+    `dataset` may be a function of the loaded model (reading the data for its input shape),
+    called after the cheap checks and the model load, so neither is done twice.
     """
     model_path, out_dir = Path(model_path), Path(out_dir)
     plan = plan_artifacts(
@@ -182,7 +185,9 @@ def export_model(
         from lowrank_edge.model.saving import load_model, sidecar_path
 
         model = load_model(model_path)
-    inp, out = io_facts(model, model_path)
+    if callable(dataset):
+        dataset = dataset(model)
+    inp, out = io_facts(model, model_path, dataset)
     if dataset is not None:
         check_dataset(dataset, inp, out, model_path)
         if len(dataset.x_test) == 0:
@@ -207,7 +212,9 @@ def export_model(
             x_samples, y_samples = pick_test_samples(
                 dataset, min(SAMPLES_COUNT, len(dataset.x_test))
             )
-            samples = write_samples(staging / SAMPLES_FILE, x_samples, y_samples)
+            samples = write_samples(
+                staging / SAMPLES_FILE, x_samples, y_samples, dataset.preprocessing
+            )
         converter = _Converter(model, model_path, inp, staging, representative, settings, verbose)
         artifacts = [
             _make_artifact(planned, converter, staging, parity_inputs, test_set, log)
@@ -465,7 +472,7 @@ def _check_options(
     if dataset is None and calibrated:
         raise LowrankEdgeError(
             f"the {calibrated[0]} variant needs a dataset for its representative (calibration) "
-            "images: pass --dataset"
+            "images: pass --data SPEC"
         )
     if any(p.format == "onnx" for p in plan):
         _check_opset(opset, verbose)

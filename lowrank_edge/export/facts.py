@@ -29,14 +29,17 @@ from lowrank_edge.runtime.manifest import (
     Provenance,
     SamplesInfo,
     SourceInfo,
-    decode_samples,
 )
+from lowrank_edge.runtime.preprocess import DEFAULT_PREPROCESSING, pixels_for
 
-INPUT_RANGE = (0.0, 1.0)  # the Dataset contract: float32 images in [0, 1]
 
+def io_facts(
+    model, model_path: Path, dataset: Dataset | None = None
+) -> tuple[InputInfo, OutputInfo]:
+    """The model's single image input and single logits output; error for anything else.
 
-def io_facts(model, model_path: Path) -> tuple[InputInfo, OutputInfo]:
-    """The model's single image input and single logits output; error for anything else."""
+    The input's value range and preprocessing are the dataset's (without one: `unit`, [0, 1]).
+    """
     inputs, outputs = list(model.inputs or []), list(model.outputs or [])
     if len(inputs) != 1 or len(outputs) != 1:
         raise LowrankEdgeError(
@@ -50,8 +53,11 @@ def io_facts(model, model_path: Path) -> tuple[InputInfo, OutputInfo]:
         )
     if any(d is None for d in in_shape[1:]):
         raise LowrankEdgeError(f"{model_path}: input shape {in_shape} must be fixed but for batch")
+    values = {}
+    if dataset is not None:
+        values = {"range": dataset.input_range, "preprocessing": dataset.preprocessing}
     return (
-        InputInfo(INPUT_NAME, (None, *map(int, in_shape[1:])), "float32", INPUT_RANGE),
+        InputInfo(INPUT_NAME, (None, *map(int, in_shape[1:])), "float32", **values),
         OutputInfo(OUTPUT_NAME, (None, int(out_shape[1]))),
     )
 
@@ -200,7 +206,7 @@ def model_info(
     """Everything the manifest says about the model (cost from `lowrank_edge.compress.cost`)."""
     from lowrank_edge.compress.cost import model_cost
 
-    inp, out = io_facts(model, model_path)
+    inp, out = io_facts(model, model_path, dataset)
     cost = model_cost(model)
     classes = out.shape[1]
     labels = tuple(dataset.labels) if dataset is not None else tuple(str(i) for i in range(classes))
@@ -247,10 +253,13 @@ def pick_representative(dataset: Dataset, count: int = 200, seed: int = 0) -> np
     return dataset.x_train[order].astype(np.float32)
 
 
-def write_samples(path: Path, x: np.ndarray, y: np.ndarray) -> SamplesInfo:
-    """Save images (uint8 when that is lossless, else float32) and labels with `np.savez`."""
-    as_uint8 = np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
-    stored = as_uint8 if np.array_equal(decode_samples(as_uint8, INPUT_RANGE), x) else x
+def write_samples(
+    path: Path, x: np.ndarray, y: np.ndarray, preprocessing: str = DEFAULT_PREPROCESSING
+) -> SamplesInfo:
+    """Save images and labels with `np.savez`: uint8 pixels when `preprocessing` turns them back
+    into exactly `x` (`decode_samples`), else float32 values."""
+    pixels = pixels_for(x, preprocessing)
+    stored = pixels if pixels is not None else np.asarray(x, dtype=np.float32)
     with open(path, "wb") as handle:  # a file object: np.savez must not append ".npz"
         np.savez(handle, x=stored, y=y.astype(np.int64))
     return SamplesInfo(file=path.name, sha256=sha256_file(path), count=int(len(x)))

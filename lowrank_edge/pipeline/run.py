@@ -8,7 +8,7 @@ Each step is a plain function over plain data; `run_pipeline` only sequences the
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from lowrank_edge.pipeline.ship import BENCH_FOLDER, ShipStep
 
 DATA_NEEDED = (
     "the whitened factoriser, --bn-recalibrate and --sensitivity eval need data: pass "
-    "--dataset (or use --factoriser svd without them)"
+    "--data SPEC (or use --factoriser svd without them)"
 )
 
 
@@ -227,7 +227,7 @@ class PipelineConfig:
     fine-tuning (it replaces the seeds of `train` and `finetune`).
     """
 
-    dataset: str = "mnist"
+    dataset: str = "mnist"  # a data spec (`lowrank_edge.data.load_data`)
     out_dir: Path = Path("models/mnist")
     data_dir: Path | None = None
     energies: tuple[float, ...] = ()  # uniform energy thresholds (the seed's 0.5,0.75,0.9)
@@ -285,10 +285,16 @@ class PipelineConfig:
 
 
 def run_pipeline(
-    config: PipelineConfig, data: Dataset | None = None, log: Log = print
+    config: PipelineConfig,
+    data: Dataset | Callable[[], Dataset] | None = None,
+    log: Log = print,
 ) -> list[dict]:
-    """Run the whole job and return one record per model (also written to results.json)."""
-    from lowrank_edge.data import load_dataset
+    """Run the whole job and return one record per model (also written to results.json).
+
+    `data` is the Dataset, or a function loading it (called once the outputs are known to be
+    writable), or None to load `config.dataset` (a data spec) at its own image size.
+    """
+    from lowrank_edge.data import load_data
 
     settings = config.compress_settings()
     config = replace(
@@ -307,9 +313,11 @@ def run_pipeline(
 
         check_can_write(out_dir / BENCH_FOLDER / RESULTS_NAME, config.overwrite)
         check_recommendation_outputs(out_dir / BENCH_FOLDER, config.overwrite)
-    if data is None:
+    if callable(data):
+        data = data()
+    elif data is None:
         log(f"[data] loading {config.dataset} (split seed {config.seed})")
-        data = load_dataset(config.dataset, config.data_dir, seed=config.seed)
+        data = load_data(config.dataset, data_dir=config.data_dir, seed=config.seed)
     log(
         f"[data] {data.name}: {len(data.x_train)} train, {len(data.x_val)} val, "
         f"{len(data.x_test)} test, {data.num_classes} classes"
@@ -489,6 +497,9 @@ def _dataset_facts(data: Dataset) -> dict:
         "name": data.name,
         "source": data.source,
         "num_classes": data.num_classes,
+        "image_shape": list(data.x_train.shape[1:]),
+        "preprocessing": data.preprocessing,
+        "input_range": list(data.input_range),
         "train": len(data.x_train),
         "val": len(data.x_val),
         "test": len(data.x_test),

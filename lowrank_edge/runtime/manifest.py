@@ -5,7 +5,8 @@ dataclasses, so writer and reader cannot drift. TF-free: numpy and the stdlib on
 
 Fields added to schema 1 later are optional on read, so older manifests still load: an
 artifact's `test_accuracy` (accuracy on the whole test split) and `calibration_images` are None
-in a manifest without them, its `names_stripped` and `per_tensor_weights` False.
+in a manifest without them, its `names_stripped` and `per_tensor_weights` False, and the
+model input's `preprocessing` is `unit` (the [0, 1] scaling every earlier export used).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.fileio import read_json_file, sha256_file
+from lowrank_edge.runtime.preprocess import DEFAULT_PREPROCESSING, PREPROCESSINGS, preprocess
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -29,12 +31,14 @@ FORMATS = ("tflite", "onnx")
 
 @dataclass(frozen=True)
 class InputInfo:
-    """The model's input: name, shape with None for the batch, dtype and value range."""
+    """The model's input: name, shape with None for the batch, dtype, value range, and how
+    uint8 pixels become those values (a name in `lowrank_edge.runtime.preprocess`)."""
 
     name: str
     shape: tuple[int | None, ...]
     dtype: str = "float32"
     range: tuple[float, float] = (0.0, 1.0)
+    preprocessing: str = DEFAULT_PREPROCESSING
 
 
 @dataclass(frozen=True)
@@ -254,7 +258,7 @@ class Manifest:
                 f"{path}: holds {len(x)} images and {len(y)} labels, "
                 f"manifest says {self.samples.count}"
             )
-        return decode_samples(x, self.model.input.range), y.astype(np.int64)
+        return decode_samples(x, self.model.input.preprocessing), y.astype(np.int64)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data in the schema-1 layout."""
@@ -270,11 +274,11 @@ class Manifest:
         return str(self.path) if self.path is not None else "manifest"
 
 
-def decode_samples(x: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
-    """Stored sample images as float32: uint8 maps 0..255 onto the input range, floats pass."""
+def decode_samples(x: np.ndarray, preprocessing: str = DEFAULT_PREPROCESSING) -> np.ndarray:
+    """Stored sample images as float32 model inputs: uint8 pixels through `preprocessing`
+    (numpy only, as on a bare device), floats as they are."""
     if x.dtype == np.uint8:
-        low, high = value_range
-        return (x.astype(np.float32) / np.float32(255.0)) * np.float32(high - low) + np.float32(low)
+        return preprocess(x, preprocessing)
     return x.astype(np.float32, copy=False)
 
 
@@ -385,6 +389,7 @@ def _model(f: _Fields) -> ModelInfo:
             shape=inp.shape("shape"),
             dtype=inp.get("dtype", str),
             range=inp.pair("range"),
+            preprocessing=_preprocessing(inp),
         ),
         output=OutputInfo(name=out.get("name", str), shape=out.shape("shape")),
         params=f.get("params", int),
@@ -394,6 +399,13 @@ def _model(f: _Fields) -> ModelInfo:
         source=SourceInfo(path=source.get("path", str), sha256=source.sha256("sha256")),
         compression=f.get("compression", dict, nullable=True),
     )
+
+
+def _preprocessing(f: _Fields) -> str:
+    name = f.get_later("preprocessing", str, DEFAULT_PREPROCESSING)
+    if name not in PREPROCESSINGS:
+        raise f.error("preprocessing", f"must be one of {', '.join(PREPROCESSINGS)}, got {name!r}")
+    return name
 
 
 def _tensor_io(f: _Fields) -> TensorIO:

@@ -248,3 +248,32 @@ def make_pattern_dataset(
         labels=tuple(chr(ord("a") + i) for i in range(num_classes)),
         source="tests/harness/data.py",
     )
+
+
+def make_rgb_images(count: int, size: tuple[int, int] = (12, 10), seed: int = 0) -> np.ndarray:
+    """Random uint8 (count, H, W, 3) images whose channels differ (RGB order shows)."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(count, *size, 3), dtype=np.uint8)
+    images[:, :2, :, 0] = 255  # a red top band
+    return images
+
+
+def write_image_folder(
+    root: Path,
+    per_class: dict[str, int],
+    size: tuple[int, int] = (12, 10),
+    suffix: str = ".png",
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Write `root/<class>/<i><suffix>` RGB images (PNG/BMP/GIF/JPEG by suffix); return the
+    pixels written per class (JPEG is lossy: compare those loosely)."""
+    from PIL import Image
+
+    written = {}
+    for offset, (name, count) in enumerate(per_class.items()):
+        images = make_rgb_images(count, size, seed + offset)
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for index, pixels in enumerate(images):
+            Image.fromarray(pixels).save(root / name / f"{index:03d}{suffix}")
+        written[name] = images
+    return written
