@@ -37,9 +37,7 @@ def build(arch: str, image_size: int, num_classes: int):
     if arch == "MobileNetV2":
         inputs = keras.Input(shape, name="image")
         scaled = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="to_symmetric")(inputs)
-        core = keras.applications.MobileNetV2(
-            input_shape=shape, weights=None, classes=num_classes
-        )
+        core = keras.applications.MobileNetV2(input_shape=shape, weights=None, classes=num_classes)
         model = keras.Model(inputs, core(scaled), name="mobilenetv2")
     else:
         model = getattr(keras.applications, arch)(
