@@ -156,7 +156,7 @@ def load_data(
         )
     target = None
     if kind == "folder":
-        from lowrank_edge.data.folder import read_image_folder
+        from lowrank_edge.data.image_folder import read_image_folder
 
         raw = read_image_folder(
             spec,
