@@ -75,8 +75,21 @@ def least_squares_kernel(
     `cross` is X^T X (rows from X^). The damping pulls M towards the original kernel (not
     towards 0), so M = W exactly when the inputs are unchanged.
     """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    return least_squares_target(
+        gram_hat, np.asarray(cross, dtype=np.float64) @ kernel, kernel, damping
+    )
+
+
+def least_squares_target(
+    gram_hat: np.ndarray,
+    cross_kernel: np.ndarray,
+    kernel: np.ndarray,
+    damping: float = DEFAULT_DAMPING,
+) -> np.ndarray:
+    """`least_squares_kernel` from X^T X W (`cross_kernel`, (m, n)) instead of X^T X: the
+    product a calibration pass can accumulate without the (m, m) cross moment."""
     gram_hat = np.asarray(gram_hat, dtype=np.float64)
     eps = damping_eps(gram_hat, damping)
-    shifted = np.asarray(cross, dtype=np.float64) + eps * np.eye(len(gram_hat))
-    target = shifted @ np.asarray(kernel, dtype=np.float64)
+    target = np.asarray(cross_kernel, dtype=np.float64) + eps * np.asarray(kernel, np.float64)
     return np.linalg.solve(gram_hat + eps * np.eye(len(gram_hat)), target)
