@@ -126,7 +126,7 @@ def fitted_factors(
     refit = sequential and refit_dense
     fitted = [c for c in analysis.factorable if plan.decision(c.path).factorised or refit]
     progress = progress or Progress(len(fitted), enabled=False)
-    progress.total = max(len(fitted), 1)
+    progress.total, progress.start = max(len(fitted), 1), progress.clock()  # the fit alone
     weights = FittedWeights()
     if sequential:
         working = rebuild_model(model, {})
