@@ -3,9 +3,10 @@
 A layer's kernel matrix W (m, n) multiplies rows of length m: the input vector for a Dense, the
 im2col patch (kh, kw, cin flattened as the kernel is) for a Conv2D, taken with the layer's own
 stride, padding and dilation. The data-aware factoriser needs X^T X over those rows (and, layer
-by layer, the cross moment between the inputs of the compressed and the original model). Inputs
-are captured by wrapping each layer's `call` for one forward pass at a time, on private clones
-or on a model we own, and reduced batch by batch, so memory stays bounded by one batch.
+by layer, the cross moment between the inputs of the compressed and the original model). The
+graph runs step by step (`graph_run`), batch by batch, and each layer's rows are reduced in
+chunks of a few images (float32 products, float64 sums), so memory stays bounded by one batch
+and one chunk; `capture_inputs` (wrapping a layer's `call`) serves the whole-model fallback.
 """
 
 from __future__ import annotations
