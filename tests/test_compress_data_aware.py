@@ -22,7 +22,11 @@ from lowrank_edge.compress.calibration import (
     kernel_rows,
 )
 from lowrank_edge.compress.data_aware import fitted_factors, whitened_analysis
-from lowrank_edge.compress.whiten import least_squares_kernel, whitened_factors
+from lowrank_edge.compress.whiten import (
+    least_squares_kernel,
+    whitened_factors,
+    whitening_factor,
+)
 from lowrank_edge.errors import CompressionError
 
 TINY = 1e-9  # damping small enough that the whitened optimum is the output-error optimum
@@ -197,3 +201,15 @@ def test_whitened_analysis_puts_the_output_spectrum_in_place():
     got = whitened.candidate("fc").spectrum.singular_values
     np.testing.assert_allclose(got[: len(expected)], expected, rtol=1e-3, atol=1e-4)
     assert whitened.candidate("fc").spectrum.macs == plain.candidate("fc").spectrum.macs
+
+
+@pytest.mark.parametrize("rank", [1, 3, 5])
+def test_tall_kernels_get_the_same_factors_without_the_cholesky_route(rank):
+    x = correlated_inputs(300, 12, 8)
+    w = np.random.default_rng(9).normal(size=(12, 5))  # n <= m: the eigen route
+    a, b = whitened_factors(x.T @ x, w, rank)
+    s = whitening_factor(x.T @ x)  # the oracle: S^-1 truncate_r(S W)
+    u, values, vt = np.linalg.svd(s @ w, full_matrices=False)
+    expected = np.linalg.solve(s, (u[:, :rank] * values[:rank]) @ vt[:rank])
+    np.testing.assert_allclose(a @ b, expected, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(s @ a, axis=0) ** 2, values[:rank], rtol=1e-7)

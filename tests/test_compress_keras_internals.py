@@ -44,6 +44,10 @@ def _first_call_node():
     return next(n for nodes in by_depth.values() for n in nodes if not n.is_input)
 
 
+def _replayed_arguments(node):
+    return node.arguments.fill_in({id(node.input_tensors[0]): 7})
+
+
 # Each private name the package uses, checked directly on the installed Keras.
 CHECKS = {
     "keras.src.models.functional.Functional": lambda: isinstance(_models()[0], _functional_class()),
@@ -53,6 +57,7 @@ CHECKS = {
     "Node.is_input": lambda: _first_call_node().is_input is False,
     "Node.input_tensors": lambda: len(_first_call_node().input_tensors) == 1,
     "Node.outputs": lambda: tuple(_first_call_node().outputs[0].shape) == (None, 2),
+    "Node.arguments": lambda: _replayed_arguments(_first_call_node()) == ((7,), {}),
 }
 
 

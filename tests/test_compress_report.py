@@ -178,7 +178,7 @@ def test_to_dict_is_plain_json(residual):
     assert json.loads(json.dumps(data)) == data
     assert data["model"] == "residual"
     seconds = data["settings"].pop("seconds")
-    assert set(seconds) == {"analyse_and_choose", "total"}
+    assert set(seconds) == {"analyse_and_choose", "analyse", "allocation", "apply", "total"}
     assert data["settings"] == {
         "policy": {"type": "EnergyPolicy", "energy": 0.95, "measure": "abs"},
         "rounding": None,

@@ -134,3 +134,24 @@ def test_run_pipelines_refuses_to_replace_an_earlier_run(tmp_path, capsys):
     script.check_outputs(script.parse_args([*argv, "--overwrite"]))
     assert script.pipeline_config(script.parse_args([*argv, "--overwrite"]), "mnist").overwrite
     assert not script.pipeline_config(script.parse_args(argv), "mnist").overwrite
+
+
+def test_scale_compression_records_phases_and_refuses_an_earlier_run(tmp_path, capsys):
+    script = load_script("scale_compression")
+    out = tmp_path / "scale"
+    argv = ["--model", "MobileNetV2", "--alpha", "0.35", "--classes", "10", "--size", "32"]
+    argv += ["--images", "4", "--out", str(out)]
+    assert script.main(argv) == 0
+    record = json.loads((out / "results.json").read_text())
+    seconds = record["seconds"]
+    assert {"calibration", "allocation", "fit", "total"} <= set(seconds)
+    assert seconds["calibration_allocation_fit"] <= seconds["total"]
+    assert record["peak_rss_bytes"]["process_at_end"] > 0
+    totals = record["totals"]
+    assert totals["macs_after"] <= 0.6 * totals["macs_before"] * 1.001
+    assert record["layers"]["factorable"] == 36  # MobileNetV2's Conv2D/Dense layers
+    command = json.loads((out / "command.json").read_text())
+    assert command["argv"][1].endswith("scale_compression.py")
+    capsys.readouterr()
+    assert script.main(argv) == 1  # refused: an earlier run is there
+    assert "already holds results; pass --overwrite" in capsys.readouterr().err

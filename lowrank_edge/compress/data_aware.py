@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lowrank_edge.benchmark.reporting.progress import Progress
 from lowrank_edge.compress.analyse import ModelAnalysis
 from lowrank_edge.compress.calibration import (
     DEFAULT_BATCH,
@@ -25,12 +26,13 @@ from lowrank_edge.compress.calibration import (
 )
 from lowrank_edge.compress.choose import RankPlan
 from lowrank_edge.compress.factor import factor_kernels
+from lowrank_edge.compress.layerwise import sequential_moments, streams
 from lowrank_edge.compress.rebuild import rebuild_model
 from lowrank_edge.compress.spectrum import kernel_matrix
 from lowrank_edge.compress.split import LayerFactors
 from lowrank_edge.compress.whiten import (
     DEFAULT_DAMPING,
-    least_squares_kernel,
+    least_squares_target,
     output_spectrum,
     whitened_factors,
 )
@@ -72,10 +74,10 @@ def _fit_layer(moments, kernel, bias, rank, damping, intercept):
     """(A, B or None, bias): the rank-`rank` (None: full) fit of one layer to its original
     outputs, with the bias absorbing the mean shift when `intercept`."""
     if intercept:
-        gram, cross = moments.centered()
+        gram, cross = moments.centered(kernel)
     else:
         gram, cross = moments.gram, moments.cross
-    target = least_squares_kernel(gram, cross, kernel, damping)
+    target = least_squares_target(gram, cross, kernel, damping)
     if rank is None:
         a, b, product = target, None, target
     else:
@@ -85,6 +87,17 @@ def _fit_layer(moments, kernel, bias, rank, damping, intercept):
         mean_new, mean_old = moments.sum_new / moments.count, moments.sum_old / moments.count
         bias = bias + mean_old @ kernel - mean_new @ product
     return a, b, bias
+
+
+def _paired_moments(working, reference, images, paths, batch_size):
+    """(path, moments) for the layer-by-layer fit, in order: one streamed pass of both models
+    when every layer is called once, else both whole models per layer."""
+    if streams(working, reference, paths):
+        yield from sequential_moments(working, reference, images, paths, batch_size)
+        return
+    reference = rebuild_model(reference, {})  # a private copy: capturing patches its layers
+    for path in paths:
+        yield path, paired_moments(working, reference, images, path, batch_size)
 
 
 def fitted_factors(
@@ -97,6 +110,7 @@ def fitted_factors(
     refit_dense: bool = False,
     intercept: bool = False,
     batch_size: int = DEFAULT_BATCH,
+    progress: Progress | None = None,
 ) -> FittedWeights:
     """Whitened factor weights for every layer the plan factorises.
 
@@ -105,29 +119,35 @@ def fitted_factors(
     the original model's output of layer k; without it, each layer is fitted on the original
     inputs alone. With `refit_dense` (sequential only) the layers kept dense are refitted the
     same way at full rank; with `intercept` a layer with a bias also corrects it for the shift
-    in the mean of its inputs. The analysed model is not modified.
+    in the mean of its inputs. `progress` shows one step per fitted layer. The analysed model
+    is not modified.
     """
     model = analysis.model
     refit = sequential and refit_dense
     fitted = [c for c in analysis.factorable if plan.decision(c.path).factorised or refit]
-    reference = rebuild_model(model, {})
-    working = rebuild_model(model, {}) if sequential else reference
-    work_layers = layers_by_path(working)
-    grams = {}
-    if not sequential:
-        grams = input_grams(reference, images, [c.path for c in fitted], batch_size)
+    progress = progress or Progress(len(fitted), enabled=False)
+    progress.total, progress.start = max(len(fitted), 1), progress.clock()  # the fit alone
     weights = FittedWeights()
+    if sequential:
+        working = rebuild_model(model, {})
+        work_layers = layers_by_path(working)
+        paths = [c.path for c in fitted]
+        moments = _paired_moments(working, model, images, paths, batch_size)
+    else:
+        grams = input_grams(model, images, [c.path for c in fitted], batch_size)
     for candidate in fitted:
         decision = plan.decision(candidate.path)
         rank = decision.rank_kept if decision.factorised else None
+        progress.step(f"fit {candidate.path}", "full rank" if rank is None else f"rank {rank}")
         layer = candidate.layer
         original = layer.kernel.numpy()
         kernel = kernel_matrix(original).astype(np.float64)
         bias = layer.bias.numpy().astype(np.float64) if layer.use_bias else None
         if sequential:
-            moments = paired_moments(working, reference, images, candidate.path, batch_size)
+            path, paired = next(moments)
+            assert path == candidate.path, (path, candidate.path)
             a, b, bias = _fit_layer(
-                moments, kernel, bias, rank, damping, intercept and bias is not None
+                paired, kernel, bias, rank, damping, intercept and bias is not None
             )
             work = work_layers[candidate.path]
             work.kernel.assign((a if b is None else a @ b).reshape(original.shape))
@@ -144,4 +164,6 @@ def fitted_factors(
         else:
             kernel_a, kernel_b = factor_kernels(a, b, original.shape, original.dtype)
             weights.factors[candidate.path] = LayerFactors(kernel_a, kernel_b, out_bias)
+    if fitted:
+        progress.finish(f"fitted {len(fitted)} layers")
     return weights

@@ -26,6 +26,7 @@ PRIVATE_API: dict[str, str] = {
     "Node.is_input": "whether a graph node is a model input",
     "Node.input_tensors": "the tensors a graph node's call takes",
     "Node.outputs": "the tensors a graph node's call returns",
+    "Node.arguments": "a graph node's call arguments, to replay the call on new values",
 }
 
 
@@ -90,6 +91,14 @@ def node_call(node: Any) -> tuple[Any, bool, Any, Any]:
     return operation, bool(is_input), input_tensors, outputs
 
 
+def node_arguments(node: Any) -> Any:
+    """A node's call arguments; `.fill_in({id(keras_tensor): value})` gives (args, kwargs)."""
+    try:
+        return node.arguments
+    except AttributeError as error:
+        raise _missing("Node.arguments") from error
+
+
 def check_private_api() -> None:
     """Use every entry of PRIVATE_API on a tiny Sequential model; a clear error if one is gone."""
     inputs = keras.Input((3,), name="probe_input")
@@ -98,6 +107,8 @@ def check_private_api() -> None:
     if not is_functional(graph):
         raise _missing("Sequential._functional", f"it holds a {type(graph).__name__}")
     calls = [node_call(node) for node in graph_nodes(model)]
+    for node in graph_nodes(model):
+        node_arguments(node)
     if not any(op is not None and op.name == "probe_dense" for op, *_ in calls):
         raise _missing(
             "Functional._nodes_by_depth", "the probe model's Dense call is not among its nodes"

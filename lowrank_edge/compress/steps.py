@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from lowrank_edge.benchmark.reporting.progress import Progress
 from lowrank_edge.compress.allocate import BUDGETS, CostFn, allocate_ranks, check_fraction
 from lowrank_edge.compress.analyse import ModelAnalysis, analyse_model
 from lowrank_edge.compress.apply import apply_plan
@@ -96,17 +97,22 @@ def plan_compression(
     calibration: np.ndarray | None = None,
     damping: float = DEFAULT_DAMPING,
     evaluation: tuple[np.ndarray, np.ndarray] | None = None,
+    seconds: dict[str, float] | None = None,
 ) -> tuple[ModelAnalysis, RankPlan]:
     """Steps 1 and 2 only: the analysis (output spectra when whitened) and the rank plan.
 
     What `lowrank-edge ranks` shows before anything is written. With `evaluation` (validation
     images and labels) a budget is allocated on measured accuracy drops per layer and
-    candidate rank (AIMET-style) instead of on the spectra.
+    candidate rank (AIMET-style) instead of on the spectra. `seconds`, if given, gets the
+    wall time of each phase ("analyse", "calibration", "allocation").
     """
     _check_data_options(factoriser, calibration, False)
+    clock = _PhaseClock(seconds)
     analysis = analyse_model(model, include, exclude)
+    clock.lap("analyse")
     if factoriser == "whitened":
         analysis = whitened_analysis(analysis, calibration, damping)
+        clock.lap("calibration")
     if isinstance(policy, Budget | CostBudget):
         errors = None
         if evaluation is not None:
@@ -120,7 +126,21 @@ def plan_compression(
         plan.settings["sensitivity"] = "none" if evaluation is None else "eval"
     else:
         plan = choose_ranks(analysis, policy, rounding=rounding, break_even=break_even)
+    clock.lap("allocation")
     return analysis, plan
+
+
+class _PhaseClock:
+    """Writes the seconds since the previous lap into `seconds[name]` (nothing without one)."""
+
+    def __init__(self, seconds: dict[str, float] | None):
+        self.seconds, self.last = seconds, time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.seconds is not None:
+            self.seconds[name] = round(now - self.last, 2)
+        self.last = now
 
 
 def compress_model(
@@ -140,6 +160,7 @@ def compress_model(
     intercept: bool = False,
     evaluation: tuple[np.ndarray, np.ndarray] | None = None,
     review: PlanReview | None = None,
+    progress: Progress | None = None,
 ) -> CompressionResult:
     """Factorise the Conv2D/Dense layers of a Sequential/Functional model; return a new model.
 
@@ -149,10 +170,13 @@ def compress_model(
     paths/names. `factoriser="whitened"` needs `calibration` images (from the training split):
     ranks are chosen on output spectra and factors are fitted to the original outputs, layer
     by layer with `sequential`. `review(analysis, plan)` may change the plan before any
-    factor is fitted (the latency back-off measures it there). The input model is not modified.
+    factor is fitted (the latency back-off measures it there). `progress` shows the
+    layer-by-layer fit, one step per layer. The input model is not modified. The result's
+    settings["seconds"] holds the wall time of each phase.
     """
     _check_data_options(factoriser, calibration, bn_recalibrate)
     start = time.perf_counter()
+    seconds: dict[str, float] = {}
     analysis, plan = plan_compression(
         model,
         policy,
@@ -164,10 +188,12 @@ def compress_model(
         calibration=calibration,
         damping=damping,
         evaluation=evaluation,
+        seconds=seconds,
     )
     if review is not None:
         plan = review(analysis, plan)
     chosen = time.perf_counter()
+    clock = _PhaseClock(seconds)
     whitened = factoriser == "whitened"
     fitted = None
     if whitened:
@@ -179,7 +205,9 @@ def compress_model(
             sequential=sequential,
             refit_dense=refit_dense,
             intercept=intercept,
+            progress=progress,
         )
+        clock.lap("fit")
     settings = {
         "factoriser": factoriser,
         "calibration_images": 0 if calibration is None else len(calibration),
@@ -196,10 +224,13 @@ def compress_model(
         extra_settings=settings,
         dense=fitted.dense if fitted else None,
     )
+    clock.lap("apply")
     if bn_recalibrate:
         recalibrate_batchnorm(result.model, calibration)
+        clock.lap("bn_recalibrate")
     result.settings["seconds"] = {
         "analyse_and_choose": round(chosen - start, 2),
+        **seconds,
         "total": round(time.perf_counter() - start, 2),
     }
     return result

@@ -54,13 +54,28 @@ def whitened_factors(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rank-`rank` factors (A, B) minimising ||S (W - A B)||_F, i.e. the output error."""
     kernel = np.asarray(kernel, dtype=np.float64)
+    if not 1 <= rank <= min(kernel.shape):
+        raise ValueError(f"rank must be in [1, {min(kernel.shape)}], got {rank}")
+    if kernel.shape[1] <= kernel.shape[0]:
+        return _projected_factors(damped(gram, damping), kernel, rank)
     s = whitening_factor(gram, damping)
     u, values, vt = np.linalg.svd(s @ kernel, full_matrices=False)
-    if not 1 <= rank <= len(values):
-        raise ValueError(f"rank must be in [1, {len(values)}], got {rank}")
     root = np.sqrt(values[:rank])
     a = np.linalg.solve(s, u[:, :rank] * root)
     return a, root[:, None] * vt[:rank]
+
+
+def _projected_factors(gram: np.ndarray, kernel: np.ndarray, rank: int):
+    """The same factors for n <= m without S: with S W = U s V^T, S^-1 U_r = W V_r / s_r, so
+    A = W V_r / sqrt(s_r), B = sqrt(s_r) V_r^T, where V_r, s_r^2 are the top eigenpairs of
+    W^T (X^T X + eps I) W (n, n): no (m, m) factorisation or solve, no (m, n) SVD."""
+    product = kernel.T @ gram @ kernel
+    values, vectors = np.linalg.eigh((product + product.T) / 2)
+    top = np.argsort(values)[::-1][:rank]
+    singular = np.sqrt(np.maximum(values[top], 0.0))
+    root = np.sqrt(np.maximum(singular, max(float(singular.max()), 1e-300) * 1e-12))
+    v = vectors[:, top]
+    return (kernel @ v) / root, root[:, None] * v.T
 
 
 def least_squares_kernel(
@@ -75,8 +90,21 @@ def least_squares_kernel(
     `cross` is X^T X (rows from X^). The damping pulls M towards the original kernel (not
     towards 0), so M = W exactly when the inputs are unchanged.
     """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    return least_squares_target(
+        gram_hat, np.asarray(cross, dtype=np.float64) @ kernel, kernel, damping
+    )
+
+
+def least_squares_target(
+    gram_hat: np.ndarray,
+    cross_kernel: np.ndarray,
+    kernel: np.ndarray,
+    damping: float = DEFAULT_DAMPING,
+) -> np.ndarray:
+    """`least_squares_kernel` from X^T X W (`cross_kernel`, (m, n)) instead of X^T X: the
+    product a calibration pass can accumulate without the (m, m) cross moment."""
     gram_hat = np.asarray(gram_hat, dtype=np.float64)
     eps = damping_eps(gram_hat, damping)
-    shifted = np.asarray(cross, dtype=np.float64) + eps * np.eye(len(gram_hat))
-    target = shifted @ np.asarray(kernel, dtype=np.float64)
+    target = np.asarray(cross_kernel, dtype=np.float64) + eps * np.asarray(kernel, np.float64)
     return np.linalg.solve(gram_hat + eps * np.eye(len(gram_hat)), target)

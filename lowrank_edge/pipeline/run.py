@@ -160,6 +160,7 @@ def compress_and_finetune(
     The whitened factoriser and BatchNorm re-estimation draw their calibration images from
     the training split only.
     """
+    from lowrank_edge.benchmark.reporting.progress import Progress
     from lowrank_edge.compress import compress_model
     from lowrank_edge.latency.check import LatencyCheck
 
@@ -177,6 +178,7 @@ def compress_and_finetune(
         refit_dense=options.refit_dense,
         bn_recalibrate=options.bn_recalibrate,
         review=check.review if check else None,
+        progress=Progress(1),  # the layer-by-layer fit: a bar on a terminal, else a line a layer
         **options.plan_kwargs(),
     )
     compression = result.to_dict()
