@@ -168,6 +168,7 @@ def compress(
     finetune_epochs: int,
     finetune_lr: float,
     patience: int,
+    from_logits: bool | None,
     old_lr: float | None,
     augment: bool,
     balance_classes: bool,
@@ -213,6 +214,7 @@ def compress(
             augment=augment,
             balance_classes=balance_classes,
             keep_start=True,
+            from_logits=from_logits,
         )
         if finetune_epochs
         else None
@@ -332,6 +334,7 @@ def pipeline(
     finetune_epochs: int,
     finetune_lr: float,
     patience: int,
+    from_logits: bool | None,
     widths: tuple[int, ...],
     blocks: int,
     head_units: int,
@@ -413,6 +416,7 @@ def pipeline(
             patience=patience,
             track_test=True,
             keep_start=True,
+            from_logits=from_logits,
             **common,
         ),
         compress=compress_options_from(compression, seed=seed),

@@ -253,6 +253,13 @@ finetune_options = apply_options(
         help="Fine-tuning stops after this many epochs without a better validation accuracy "
         "(the best weights are kept).",
     ),
+    click.option(
+        "--from-logits/--no-from-logits",
+        "from_logits",
+        default=None,
+        show_default="auto: probabilities when the model's output layer is a softmax, else logits",
+        help="Whether the fine-tuning loss reads the model's outputs as logits.",
+    ),
 )
 
 

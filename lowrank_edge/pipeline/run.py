@@ -194,6 +194,9 @@ def compress_and_finetune(
         if finetune is not None and finetune.epochs > 0:
             log(f"fine-tuning for up to {finetune.epochs} epochs")
             out.finetune = fit(result.model, data, finetune)
+            compression["finetune"] = {  # the sidecar says how it was fine-tuned
+                k: v for k, v in out.finetune.to_dict().items() if k != "history"
+            }
             out.accuracy = accuracy_record(result.model, data)
             log(
                 f"accuracy after fine-tuning: val {out.accuracy['val']:.4f} "
