@@ -20,6 +20,7 @@ from lowrank_edge.cli.options import (
     comma_list_option,
     compress_options_from,
     compression_options,
+    custom_objects_option,
     data_dir_option,
     dataset_option,
     energies_option,
@@ -91,7 +92,7 @@ def train(
 ) -> None:
     """Train the mini-ResNet on a dataset and save it as .keras."""
     from lowrank_edge.fileio import check_can_write
-    from lowrank_edge.model.resnet import ResNetConfig, build_mini_resnet
+    from lowrank_edge.model.resnet import ResNetConfig, build_mini_resnet, config_for_data
     from lowrank_edge.model.saving import save_model
     from lowrank_edge.model.train import FitConfig, fit
     from lowrank_edge.pipeline.measure import accuracy_record
@@ -99,8 +100,8 @@ def train(
     out = out or Path("models") / dataset / "base.keras"
     check_can_write(out, overwrite)
     data = _load_data(dataset, data_dir, seed, "train")
-    config = ResNetConfig(
-        num_classes=data.num_classes, widths=widths, blocks_per_stage=blocks, head_units=head_units
+    config = config_for_data(
+        ResNetConfig(widths=widths, blocks_per_stage=blocks, head_units=head_units), data
     )
     model = build_mini_resnet(config)
     click.echo(f"[train] {config}: {model.count_params():,} params, {epochs} epochs")
@@ -126,6 +127,7 @@ def train(
 
 @click.command()
 @click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
+@custom_objects_option
 @energy_option
 @target_option
 @latency_target_option
@@ -180,6 +182,7 @@ def compress(
 ) -> None:
     """SVD-compress MODEL_PATH (.keras), optionally fine-tune, and save it with a report."""
     from lowrank_edge.fileio import check_can_write
+    from lowrank_edge.model.agreement import check_model_fits_data
     from lowrank_edge.model.saving import load_model
     from lowrank_edge.model.train import FitConfig
     from lowrank_edge.pipeline.report import layer_report_table
@@ -204,6 +207,7 @@ def compress(
     data = None
     if finetune_epochs > 0 or dataset is not None:
         data = _load_data(dataset, data_dir, seed, f"--finetune-epochs {finetune_epochs}")
+        check_model_fits_data(model, data, model_path)
     finetune = (
         FitConfig(
             epochs=finetune_epochs,
@@ -227,21 +231,19 @@ def compress(
 
 @click.command()
 @click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
+@custom_objects_option
 @dataset_option("to evaluate on", required=True)
 @data_dir_option
 @seed_option(SPLIT_SEED_HELP)
 def evaluate(model_path: Path, dataset: str, data_dir: Path | None, seed: int) -> None:
     """Print params, MACs, file size and validation/test accuracy of MODEL_PATH."""
+    from lowrank_edge.model.agreement import check_model_fits_data
     from lowrank_edge.model.saving import load_model
     from lowrank_edge.pipeline.measure import accuracy_record, cost_record, file_bytes
 
     model = load_model(model_path)
     data = _load_data(dataset, data_dir, seed, "evaluate")
-    if model.output_shape[-1] != data.num_classes:
-        raise LowrankEdgeError(
-            f"{model_path}: model has {model.output_shape[-1]} outputs but {data.name} has "
-            f"{data.num_classes} classes"
-        )
+    check_model_fits_data(model, data, model_path)
     cost = cost_record(model)
     acc = accuracy_record(model, data)
     click.echo(f"model        {model_path}")
@@ -267,6 +269,7 @@ def evaluate(model_path: Path, dataset: str, data_dir: Path | None, seed: int) -
     default=None,
     help="Start from this trained .keras instead of training one.",
 )
+@custom_objects_option
 @click.option(
     "--out-dir",
     type=click.Path(file_okay=False, path_type=Path),

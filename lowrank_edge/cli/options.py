@@ -207,6 +207,29 @@ model_options = apply_options(
     ),
 )
 
+
+def _import_custom_objects(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    from lowrank_edge.model.custom_objects import import_custom_objects
+
+    for spec in value:
+        import_custom_objects(spec)
+    return value
+
+
+custom_objects_option = click.option(
+    "--custom-objects",
+    metavar="MODULE",
+    multiple=True,
+    expose_value=False,
+    callback=_import_custom_objects,
+    help="Import this module first (a name importable from the working directory, or a .py "
+    "file; repeatable) so the Keras layers it registers with "
+    "@keras.saving.register_keras_serializable load; safe_mode stays on.",
+)
+
+
 augment_option = click.option(
     "--augment/--no-augment",
     default=True,

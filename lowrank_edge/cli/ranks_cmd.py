@@ -10,6 +10,7 @@ import click
 from lowrank_edge.cli.options import (
     compress_options_from,
     compression_options,
+    custom_objects_option,
     data_dir_option,
     dataset_option,
     energy_option,
@@ -77,6 +78,7 @@ def latency_lines(analysis, plan, target) -> str:
 
 @click.command()
 @click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
+@custom_objects_option
 @target_option
 @latency_target_option
 @latency_options
@@ -110,6 +112,7 @@ def ranks(
     from lowrank_edge.compress.preview import plan_rows, plan_totals
     from lowrank_edge.compress.steps import plan_compression
     from lowrank_edge.fileio import check_can_write
+    from lowrank_edge.model.agreement import check_model_fits_data
     from lowrank_edge.model.saving import load_model
     from lowrank_edge.pipeline.run import DATA_NEEDED
 
@@ -127,6 +130,7 @@ def ranks(
         from lowrank_edge.data import load_dataset
 
         data = load_dataset(dataset, data_dir, seed=seed)
+        check_model_fits_data(model, data, model_path)
     calibration, evaluation = options.planning_data(data)
     analysis, plan = plan_compression(
         model, policy, calibration=calibration, evaluation=evaluation, **options.plan_kwargs()
