@@ -14,6 +14,7 @@ from lowrank_edge.cli.options import (
     SPLIT_SEED_HELP,
     DataSource,
     comma_list_option,
+    custom_objects_option,
     data_options,
     overwrite_option,
     seed_option,
@@ -25,6 +26,7 @@ from lowrank_edge.export.variants import FORMATS, INT8_IO_TYPES, ONNX_VARIANTS, 
 
 @click.command("export")
 @click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
+@custom_objects_option
 @comma_list_option(
     "--format",
     "formats",

@@ -15,6 +15,7 @@ import click
 from lowrank_edge.cli.options import (
     INTS,
     comma_list_option,
+    custom_objects_option,
     overwrite_option,
     timing_options,
     timing_policy_from,
@@ -26,6 +27,7 @@ KIT_BACKENDS = ("litert", "onnxruntime")
 
 @click.command("latency-kit")
 @click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
+@custom_objects_option
 @click.option(
     "--out",
     "out_dir",

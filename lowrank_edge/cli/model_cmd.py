@@ -21,6 +21,7 @@ from lowrank_edge.cli.options import (
     comma_list_option,
     compress_options_from,
     compression_options,
+    custom_objects_option,
     data_options,
     energies_option,
     energy_option,
@@ -79,7 +80,7 @@ def train(
 ) -> None:
     """Train the mini-ResNet on a dataset and save it as .keras."""
     from lowrank_edge.fileio import check_can_write
-    from lowrank_edge.model.resnet import ResNetConfig, build_mini_resnet
+    from lowrank_edge.model.resnet import ResNetConfig, build_mini_resnet, config_for_data
     from lowrank_edge.model.saving import save_model
     from lowrank_edge.model.train import FitConfig, fit
     from lowrank_edge.pipeline.measure import accuracy_record
@@ -87,8 +88,8 @@ def train(
     out = out or Path("models") / source.name / "base.keras"
     check_can_write(out, overwrite)
     data = source.load(seed, needed_for="train")
-    config = ResNetConfig(
-        num_classes=data.num_classes, widths=widths, blocks_per_stage=blocks, head_units=head_units
+    config = config_for_data(
+        ResNetConfig(widths=widths, blocks_per_stage=blocks, head_units=head_units), data
     )
     model = build_mini_resnet(config)
     click.echo(f"[train] {config}: {model.count_params():,} params, {epochs} epochs")
@@ -114,6 +115,7 @@ def train(
 
 @click.command()
 @click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
+@custom_objects_option
 @energy_option
 @target_option
 @latency_target_option
@@ -154,6 +156,7 @@ def compress(
     finetune_epochs: int,
     finetune_lr: float,
     patience: int,
+    from_logits: bool | None,
     old_lr: float | None,
     augment: bool,
     balance_classes: bool,
@@ -187,7 +190,10 @@ def compress(
     if options.needs_data and source.spec is None:
         raise LowrankEdgeError(DATA_NEEDED)
     data = source.load(
-        seed, model, needed_for=f"--finetune-epochs {finetune_epochs}" if finetune_epochs else None
+        seed,
+        model,
+        needed_for=f"--finetune-epochs {finetune_epochs}" if finetune_epochs else None,
+        model_path=model_path,
     )
     finetune = (
         FitConfig(
@@ -199,6 +205,7 @@ def compress(
             augment=augment,
             balance_classes=balance_classes,
             keep_start=True,
+            from_logits=from_logits,
         )
         if finetune_epochs
         else None
@@ -211,6 +218,7 @@ def compress(
 
 @click.command()
 @click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
+@custom_objects_option
 @data_options("to evaluate on", required=True)
 @seed_option(SPLIT_SEED_HELP)
 def evaluate(model_path: Path, source: DataSource, seed: int) -> None:
@@ -219,12 +227,7 @@ def evaluate(model_path: Path, source: DataSource, seed: int) -> None:
     from lowrank_edge.pipeline.measure import accuracy_record, cost_record, file_bytes
 
     model = load_model(model_path)
-    data = source.load(seed, model, needed_for="evaluate")
-    if model.output_shape[-1] != data.num_classes:
-        raise LowrankEdgeError(
-            f"{model_path}: model has {model.output_shape[-1]} outputs but {data.name} has "
-            f"{data.num_classes} classes"
-        )
+    data = source.load(seed, model, needed_for="evaluate", model_path=model_path)
     cost = cost_record(model)
     acc = accuracy_record(model, data)
     click.echo(f"model        {model_path}")
@@ -249,6 +252,7 @@ def evaluate(model_path: Path, source: DataSource, seed: int) -> None:
     default=None,
     help="Start from this trained .keras instead of training one.",
 )
+@custom_objects_option
 @click.option(
     "--out-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -315,6 +319,7 @@ def pipeline(
     finetune_epochs: int,
     finetune_lr: float,
     patience: int,
+    from_logits: bool | None,
     widths: tuple[int, ...],
     blocks: int,
     head_units: int,
@@ -397,6 +402,7 @@ def pipeline(
             patience=patience,
             track_test=True,
             keep_start=True,
+            from_logits=from_logits,
             **common,
         ),
         compress=compress_options_from(compression, seed=seed),

@@ -165,10 +165,18 @@ class DataSource:
 
         return spec_name(self.spec)
 
-    def load(self, seed: int, model=None, needed_for: str | None = None):
+    def load(
+        self,
+        seed: int,
+        model=None,
+        needed_for: str | None = None,
+        model_path: Path | None = None,
+    ):
         """The Dataset fitted to `model`'s input (if given), split with `seed`; None when no
-        --data was given and `needed_for` is None, else one clear error saying what needs it."""
+        --data was given and `needed_for` is None, else one clear error saying what needs it.
+        With `model_path`, the data must also agree with the model (shape and class count)."""
         import lowrank_edge.data
+        from lowrank_edge.model.agreement import check_model_fits_data
 
         if self.spec is None:
             given = [flag for flag, value in self._details() if value is not None]
@@ -178,7 +186,7 @@ class DataSource:
                 return None
             raise LowrankEdgeError(f"{needed_for} needs data: pass --data SPEC ({SPEC_HELP})")
         click.echo(f"[data] loading {self.spec} (split seed {seed})")
-        return lowrank_edge.data.load_data(
+        data = lowrank_edge.data.load_data(
             self.spec,
             image_shape=self.wanted_shape(model),
             preprocessing=self.preprocessing,
@@ -186,6 +194,9 @@ class DataSource:
             data_dir=self.data_dir,
             max_images=self.max_images,
         )
+        if model is not None and model_path is not None:
+            check_model_fits_data(model, data, model_path)
+        return data
 
     def loader(self, seed: int) -> Callable[..., Any] | None:
         """A function of a model loading the data for its input (see `load`); None without
@@ -352,6 +363,29 @@ model_options = apply_options(
     ),
 )
 
+
+def _import_custom_objects(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    from lowrank_edge.model.custom_objects import import_custom_objects
+
+    for spec in value:
+        import_custom_objects(spec)
+    return value
+
+
+custom_objects_option = click.option(
+    "--custom-objects",
+    metavar="MODULE",
+    multiple=True,
+    expose_value=False,
+    callback=_import_custom_objects,
+    help="Import this module first (a name importable from the working directory, or a .py "
+    "file; repeatable) so the Keras layers it registers with "
+    "@keras.saving.register_keras_serializable load; safe_mode stays on.",
+)
+
+
 augment_option = click.option(
     "--augment/--no-augment",
     default=True,
@@ -397,6 +431,13 @@ finetune_options = apply_options(
         type=click.IntRange(1),
         help="Fine-tuning stops after this many epochs without a better validation accuracy "
         "(the best weights are kept).",
+    ),
+    click.option(
+        "--from-logits/--no-from-logits",
+        "from_logits",
+        default=None,
+        show_default="auto: probabilities when the model's output layer is a softmax, else logits",
+        help="Whether the fine-tuning loss reads the model's outputs as logits.",
     ),
 )
 

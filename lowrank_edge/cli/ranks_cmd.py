@@ -11,6 +11,7 @@ from lowrank_edge.cli.options import (
     DataSource,
     compress_options_from,
     compression_options,
+    custom_objects_option,
     data_options,
     energy_option,
     factoriser_options,
@@ -77,6 +78,7 @@ def latency_lines(analysis, plan, target) -> str:
 
 @click.command()
 @click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
+@custom_objects_option
 @target_option
 @latency_target_option
 @latency_options
@@ -120,7 +122,7 @@ def ranks(
     model = load_model(model_path)
     if options.needs_data and source.spec is None:
         raise LowrankEdgeError(DATA_NEEDED)
-    data = source.load(seed, model) if options.needs_data else None
+    data = source.load(seed, model, model_path=model_path) if options.needs_data else None
     calibration, evaluation = options.planning_data(data)
     analysis, plan = plan_compression(
         model, policy, calibration=calibration, evaluation=evaluation, **options.plan_kwargs()

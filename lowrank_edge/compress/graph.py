@@ -1,8 +1,11 @@
 """Walk a Sequential/Functional Keras model call by call, nested sub-models expanded.
 
 The cost model and the compressor both need every call of every leaf layer with its
-input/output shapes (a shared layer has one call per use). Keras keeps the graph in private
-attributes; `keras_internals` is the one module that reads them.
+input/output shapes (a shared layer has one call per use). Raw `keras.ops` nodes in a
+Functional graph (`x + 3.`, `x * (1 / 6)`: operations that are not Layers) hold no weights, so
+they are left out: they cost nothing, are never candidates, and a rebuild re-applies them as
+they are. Keras keeps the graph in private attributes; `keras_internals` is the one module that
+reads them.
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ def is_graph_model(layer: object) -> bool:
     return isinstance(layer, keras.Sequential) or is_functional(layer)
 
 
+def is_raw_op(op: object) -> bool:
+    """True for a graph node's raw `keras.ops` operation (not a Layer: no weights, no config)."""
+    return not isinstance(op, keras.layers.Layer)
+
+
 def check_graph_model(model: object) -> None:
     """Raise a clear error unless `model` is a built Sequential or Functional Keras model."""
     if not is_graph_model(model):
@@ -58,12 +66,15 @@ def _shapes(tensors) -> tuple[Shape, ...]:
 
 
 def layer_calls(model: keras.Model, prefix: str = "") -> list[LayerCall]:
-    """Every call of every leaf layer in graph order; nested models are walked per call."""
+    """Every call of every leaf layer in graph order; nested models are walked per call.
+
+    Raw `keras.ops` nodes are skipped (see the module docstring).
+    """
     check_graph_model(model)
     calls: list[LayerCall] = []
     for node in graph_nodes(model):
         op, is_input, input_tensors, outputs = node_call(node)
-        if op is None or is_input or isinstance(op, keras.layers.InputLayer):
+        if op is None or is_input or is_raw_op(op) or isinstance(op, keras.layers.InputLayer):
             continue
         path = f"{prefix}{op.name}"
         if is_graph_model(op):

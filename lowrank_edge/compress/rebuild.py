@@ -3,7 +3,8 @@
 Every layer is cloned from its config and gets a copy of its weights (BatchNorm moving
 statistics included), so the input model is never touched and shares no variables with the
 result. Nested sub-models are rebuilt recursively; a layer or sub-model used several times is
-cloned once, so a shared layer's replacement chain is shared too. Functional graphs go
+cloned once, so a shared layer's replacement chain is shared too. Raw `keras.ops` nodes (no
+weights) are re-applied unchanged. Functional graphs go
 through `keras.models.clone_model(clone_function=..., call_function=...)`; a Sequential is
 re-listed with each replaced layer expanded in place. A compiled model's compile config
 (loss, metrics, a fresh optimizer) is carried over, as `clone_model` does.
@@ -16,7 +17,7 @@ from collections.abc import Mapping
 import keras
 import numpy as np
 
-from lowrank_edge.compress.graph import check_graph_model, is_graph_model
+from lowrank_edge.compress.graph import check_graph_model, is_graph_model, is_raw_op
 from lowrank_edge.compress.split import LayerSplit
 from lowrank_edge.errors import CompressionError
 
@@ -39,6 +40,8 @@ class _Rebuilder:
             return self.rebuild_sequential(layer)
         if is_graph_model(layer):
             return self.rebuild_functional(layer)
+        if is_raw_op(layer):  # stateless: the same operation is called on the new tensors
+            return layer
         split = self.splits.get(id(layer))
         if split is not None:
             self.pending.extend(zip(split.layers, split.weights, strict=True))

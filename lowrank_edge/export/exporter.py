@@ -24,7 +24,6 @@ import numpy as np
 from lowrank_edge.data.dataset import Dataset
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.export.facts import (
-    check_dataset,
     io_facts,
     model_info,
     pick_representative,
@@ -56,6 +55,7 @@ from lowrank_edge.export.variants import (
 )
 from lowrank_edge.fileio import check_can_write, sha256_file, write_json_atomic
 from lowrank_edge.logs import Log
+from lowrank_edge.model.agreement import check_model_data
 from lowrank_edge.runtime.manifest import (
     MANIFEST_NAME,
     ArtifactInfo,
@@ -189,7 +189,7 @@ def export_model(
         dataset = dataset(model)
     inp, out = io_facts(model, model_path, dataset)
     if dataset is not None:
-        check_dataset(dataset, inp, out, model_path)
+        check_model_data(model_path, inp.shape[1:], out.shape[1], dataset)
         if len(dataset.x_test) == 0:
             raise LowrankEdgeError(f"dataset {dataset.name} has no test images")
     info = model_info(model, model_path, out_dir, dataset, read_sidecar(sidecar_path(model_path)))

@@ -62,20 +62,6 @@ def io_facts(
     )
 
 
-def check_dataset(dataset: Dataset, inp: InputInfo, out: OutputInfo, model_path: Path) -> None:
-    """The dataset must fit the model: same image shape, same number of classes."""
-    if tuple(dataset.x_test.shape[1:]) != tuple(inp.shape[1:]):
-        raise LowrankEdgeError(
-            f"dataset {dataset.name} has images of shape {dataset.x_test.shape[1:]}, "
-            f"{model_path} expects {inp.shape[1:]}"
-        )
-    if dataset.num_classes != out.shape[1]:
-        raise LowrankEdgeError(
-            f"dataset {dataset.name} has {dataset.num_classes} classes, "
-            f"{model_path} outputs {out.shape[1]}"
-        )
-
-
 def read_sidecar(path: Path) -> dict[str, Any] | None:
     """The compression facts written by `compress` beside the model, or None if there are none.
 

@@ -1,4 +1,4 @@
-"""The reference model: a small ResNet for 28x28x1 images and any class count.
+"""The reference model: a small ResNet for any image shape (28x28x1 by default) and class count.
 
 Conv stem, residual stages (BatchNorm, 1x1 projection shortcuts where the shape
 changes), global average pooling, an optional hidden Dense layer and a Dense head
@@ -7,10 +7,12 @@ that outputs logits. Only stock Keras layers, so models save with safe_mode=True
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import keras
 from keras import layers
+
+from lowrank_edge.data.dataset import Dataset
 
 # Keras' default BatchNorm momentum (0.99) makes the moving statistics lag far
 # behind the weights in a short run: validation accuracy after one epoch can read
@@ -27,6 +29,12 @@ class ResNetConfig:
     blocks_per_stage: int = 1
     head_units: int = 128  # 0 for no hidden Dense layer
     input_shape: tuple[int, int, int] = (28, 28, 1)
+
+
+def config_for_data(config: ResNetConfig, data: Dataset) -> ResNetConfig:
+    """`config` sized for `data`: its image shape (H, W, C) and its class count."""
+    image_shape = tuple(int(d) for d in data.x_train.shape[1:])
+    return replace(config, num_classes=data.num_classes, input_shape=image_shape)
 
 
 def _conv_bn(x, filters: int, kernel: int, stride: int, name: str, relu: bool = True):

@@ -35,17 +35,19 @@ class FitConfig:
     verbose: int | None = None  # 0 silent, 1 bar, 2 one line per epoch; None: bar on a tty
     track_test: bool = False  # log test accuracy after each epoch (reported, never selected on)
     keep_start: bool = False  # hand back the starting weights if no epoch beats them on val
+    from_logits: bool | None = None  # the loss reads logits (True) or probabilities; None: head
 
 
 @dataclass
 class FitResult:
     """What a fit run did: epochs run, best epoch (0: the starting weights were kept, see
-    `FitConfig.keep_start`), per-epoch history, wall time."""
+    `FitConfig.keep_start`), per-epoch history, wall time, and whether the loss read logits."""
 
     epochs_run: int
     best_epoch: int
     history: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    from_logits: bool | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -53,21 +55,34 @@ class FitResult:
             "best_epoch": self.best_epoch,
             "history": self.history,
             "seconds": round(self.seconds, 2),
+            "loss": "sparse_categorical_crossentropy",
+            "from_logits": self.from_logits,
         }
 
 
-def compile_for_training(model, learning_rate: float, decay_steps: int | None = None) -> None:
-    """Compile with Adam (optionally cosine-decayed), logits cross-entropy and accuracy."""
+def compile_for_training(
+    model, learning_rate: float, decay_steps: int | None = None, from_logits: bool | None = None
+) -> bool:
+    """Compile with Adam (optionally cosine-decayed), cross-entropy and accuracy.
+
+    The loss reads logits or probabilities as `from_logits` says; None follows the model's
+    head (`head.outputs_probabilities`). Returns the `from_logits` used.
+    """
     import keras
 
+    from lowrank_edge.model.head import outputs_probabilities
+
+    if from_logits is None:
+        from_logits = not outputs_probabilities(model)
     rate = learning_rate
     if decay_steps:
         rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps, alpha=0.01)
     model.compile(
         optimizer=keras.optimizers.Adam(rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
         metrics=["accuracy"],
     )
+    return from_logits
 
 
 def progress_mode(verbose: int | None, stream: TextIO | None = None) -> int:
@@ -109,7 +124,9 @@ def fit(model, data: Dataset, config: FitConfig) -> FitResult:
     mode = progress_mode(config.verbose)
     keras.utils.set_random_seed(config.seed)
     steps = int(np.ceil(len(data.x_train) / config.batch_size)) * config.epochs
-    compile_for_training(model, config.learning_rate, steps if config.cosine_decay else None)
+    from_logits = compile_for_training(
+        model, config.learning_rate, steps if config.cosine_decay else None, config.from_logits
+    )
     callbacks = [_epoch_logger(config.epochs)] if mode == 2 else []
     if config.patience is not None:
         callbacks.append(
@@ -149,6 +166,7 @@ def fit(model, data: Dataset, config: FitConfig) -> FitResult:
         best_epoch=best_epoch,
         history=hist,
         seconds=seconds,
+        from_logits=from_logits,
     )
 
 
@@ -202,7 +220,7 @@ def _training_batches(data: Dataset, config: FitConfig):
 
 
 def accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
-    """Top-1 accuracy of a logits model on (x, y), computed without compiling the model."""
+    """Top-1 accuracy of a logits or probabilities model on (x, y), without compiling it."""
     if len(x) == 0:
         raise ValueError("cannot compute accuracy on an empty split")
     logits = predict_logits(model, x, batch_size)

@@ -17,6 +17,7 @@ from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.fileio import check_can_write, write_json_atomic
 from lowrank_edge.latency.target import LATENCY_TABLE_NEEDED, LatencyTarget
 from lowrank_edge.logs import Log
+from lowrank_edge.model.agreement import check_model_fits_data
 from lowrank_edge.model.resnet import ResNetConfig
 from lowrank_edge.model.saving import load_model, save_model, sidecar_path
 from lowrank_edge.model.train import FitConfig, FitResult, fit
@@ -196,6 +197,9 @@ def compress_and_finetune(
         if finetune is not None and finetune.epochs > 0:
             log(f"fine-tuning for up to {finetune.epochs} epochs")
             out.finetune = fit(result.model, data, finetune)
+            compression["finetune"] = {  # the sidecar says how it was fine-tuned
+                k: v for k, v in out.finetune.to_dict().items() if k != "history"
+            }
             out.accuracy = accuracy_record(result.model, data)
             log(
                 f"accuracy after fine-tuning: val {out.accuracy['val']:.4f} "
@@ -382,16 +386,17 @@ def _ensure_latency_tables(settings: Sequence[CompressOptions], model, log: Log)
 
 def _base_model(config: PipelineConfig, data: Dataset, out_dir: Path, log: Log):
     """Load `config.base`, or train a fresh mini-ResNet and save it as base.keras."""
-    from lowrank_edge.model.resnet import build_mini_resnet
+    from lowrank_edge.model.resnet import build_mini_resnet, config_for_data
 
     record: dict = {"name": "base", "kind": "original"}
     if config.base is not None:
         log(f"[base] loading {config.base}")
         model, path = load_model(config.base), Path(config.base)
+        check_model_fits_data(model, data, path)
     else:
         path = out_dir / "base.keras"
         check_can_write(path, config.overwrite)
-        model_config = replace(config.model, num_classes=data.num_classes)
+        model_config = config_for_data(config.model, data)
         model = build_mini_resnet(model_config)
         log(f"[base] training a mini-ResNet {model_config} for {config.train.epochs} epochs")
         record["train"] = fit(model, data, config.train).to_dict()

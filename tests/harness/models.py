@@ -11,6 +11,10 @@ Builders (all Functional unless named otherwise; small inputs so tests stay fast
 - `build_branch_model(rank)`: parallel conv branches joined by Concatenate.
 - `build_unsupported_model()`: DepthwiseConv2D, grouped Conv2D, SeparableConv2D,
   Conv2DTranspose and Conv1D next to a plain Conv2D and Dense (random weights).
+- `build_raw_ops_model(input_shape, num_classes)`: a model as people write it, with raw
+  `keras.ops` nodes (a `preprocess_input`-style `x / 127.5 - 1`, hard-swish
+  `x * ReLU(6.)(x + 3.) * (1 / 6)`, a scale by a constant), Rescaling, ZeroPadding2D,
+  DepthwiseConv2D, Reshape and a softmax head (random weights).
 The rank-k builders keep every kernel well below break-even (r*(m+n) < m*n) for rank <= 2.
 
 Helpers: `low_rank_kernel`, `set_low_rank_kernels`, `leaf_layers`, `sample_inputs`,
@@ -171,6 +175,29 @@ def build_unsupported_model(seed: int = 0) -> keras.Model:
     x = layers.GlobalAveragePooling1D(name="pool")(x)
     outputs = layers.Dense(NUM_CLASSES, name="logits")(x)
     return keras.Model(inputs, outputs, name="unsupported")
+
+
+def build_raw_ops_model(
+    input_shape: tuple[int, int, int] = INPUT_SHAPE, num_classes: int = NUM_CLASSES, seed: int = 0
+) -> keras.Model:
+    """Raw-ops nodes, preprocessing layers and a softmax head (see the module docstring)."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(input_shape, name="image")
+    x = layers.Rescaling(255.0, name="to_bytes")(inputs)
+    x = x / 127.5 - 1.0  # what keras.applications' preprocess_input does, as raw ops
+    x = layers.ZeroPadding2D(1, name="pad")(x)
+    x = layers.Conv2D(8, 3, name="stem")(x)
+    x = x * layers.ReLU(6.0, name="hs_relu6")(x + 3.0) * (1.0 / 6.0)  # hard-swish
+    x = layers.DepthwiseConv2D(3, padding="same", name="depthwise")(x)
+    x = layers.Conv2D(16, 1, activation="relu", name="pointwise")(x)
+    x = layers.GlobalAveragePooling2D(keepdims=True, name="pool")(x)
+    x = layers.Reshape((16,), name="flatten")(x) * 0.5
+    x = layers.Dense(16, activation="relu", name="fc")(x)
+    peaked = keras.initializers.RandomNormal(stddev=2.0, seed=seed)  # not near-uniform outputs
+    outputs = layers.Dense(
+        num_classes, activation="softmax", kernel_initializer=peaked, name="probs"
+    )(x)
+    return keras.Model(inputs, outputs, name="raw_ops")
 
 
 def sample_inputs(model: keras.Model, n: int = 4, seed: int = 0) -> np.ndarray:
