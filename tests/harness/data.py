@@ -250,11 +250,16 @@ def make_pattern_dataset(
     )
 
 
-def make_rgb_images(count: int, size: tuple[int, int] = (12, 10), seed: int = 0) -> np.ndarray:
-    """Random uint8 (count, H, W, 3) images whose channels differ (RGB order shows)."""
+def make_rgb_images(
+    count: int, size: tuple[int, int] = (12, 10), seed: int = 0, bright: int | None = None
+) -> np.ndarray:
+    """Random uint8 (count, H, W, 3) images whose channels differ (RGB order shows); with
+    `bright` = 0, 1 or 2 that channel is brighter, so a class per channel is learnable."""
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, size=(count, *size, 3), dtype=np.uint8)
     images[:, :2, :, 0] = 255  # a red top band
+    if bright is not None:
+        images[..., bright] = 160 + images[..., bright] // 3
     return images
 
 
@@ -264,14 +269,17 @@ def write_image_folder(
     size: tuple[int, int] = (12, 10),
     suffix: str = ".png",
     seed: int = 0,
+    learnable: bool = False,
 ) -> dict[str, np.ndarray]:
     """Write `root/<class>/<i><suffix>` RGB images (PNG/BMP/GIF/JPEG by suffix); return the
-    pixels written per class (JPEG is lossy: compare those loosely)."""
+    pixels written per class (JPEG is lossy: compare those loosely). `learnable`: class i's
+    images have channel i % 3 brightened (see `make_rgb_images`)."""
     from PIL import Image
 
     written = {}
     for offset, (name, count) in enumerate(per_class.items()):
-        images = make_rgb_images(count, size, seed + offset)
+        bright = offset % 3 if learnable else None
+        images = make_rgb_images(count, size, seed + offset, bright)
         (root / name).mkdir(parents=True, exist_ok=True)
         for index, pixels in enumerate(images):
             Image.fromarray(pixels).save(root / name / f"{index:03d}{suffix}")
