@@ -25,10 +25,13 @@ from lowrank_edge.errors import LowrankEdgeError
 
 
 def plan_table(rows, totals: dict) -> str:
-    """The plan as aligned text: one line per layer, then the whole-model totals."""
+    """The plan as aligned text: one line per layer, then the whole-model totals. The name and
+    status columns are as wide as their longest entry (keras.applications names run long)."""
+    name_width = max([28, *(len(row.layer) for row in rows)])
+    status_width = max([30, *(len(row.status) for row in rows)])
     lines = [
-        f"{'layer':28s} {'status':30s} {'rank':>9s} {'MACs before':>12s} {'MACs after':>12s} "
-        f"{'params after':>12s} {'pred. error':>11s}"
+        f"{'layer':{name_width}s} {'status':{status_width}s} {'rank':>9s} {'MACs before':>12s} "
+        f"{'MACs after':>12s} {'params after':>12s} {'pred. error':>11s}"
     ]
     for row in rows:
         rank = "–" if row.rank is None else f"{row.rank}/{row.full_rank}"
@@ -38,7 +41,8 @@ def plan_table(rows, totals: dict) -> str:
             return "–" if value is None else f"{value:,}"
 
         lines.append(
-            f"{row.layer:28s} {row.status:30s} {rank:>9s} {num(row.macs_before):>12s} "
+            f"{row.layer:{name_width}s} {row.status:{status_width}s} {rank:>9s} "
+            f"{num(row.macs_before):>12s} "
             f"{num(row.macs_after):>12s} {num(row.params_after):>12s} {error:>11s}"
         )
     lines.append(
