@@ -5,8 +5,7 @@ int8-qdq, int8-dynamic).
 Keras and its accuracy on the whole test split, judges it by the gate of its kind of variant
 (`gates`: a failed one is marked `"passed": false`, or left out with `strict`) and writes
 `manifest.json` (read back by `lowrank_edge.runtime`). Imports TensorFlow when converting;
-`strip_tflite_names` (the
-`--strip-names` option) is TF-free.
+`strip_tflite_names` (the `--strip-names` option) is TF-free.
 """
 
 from lowrank_edge.export.exporter import PlannedArtifact, export_model, plan_artifacts
