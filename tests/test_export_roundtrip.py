@@ -21,7 +21,7 @@ from harness.export import (
 
 from lowrank_edge.cli import main
 from lowrank_edge.compress.cost import model_cost
-from lowrank_edge.export import TOLERANCES
+from lowrank_edge.export.gates import parity_tolerance
 from lowrank_edge.fileio import sha256_file
 from lowrank_edge.runtime import load_manifest, open_artifact
 
@@ -40,7 +40,7 @@ def test_every_format_and_variant_passes_parity(shared):
     for artifact in manifest.artifacts:
         parity = artifact.parity
         assert parity.passed and parity.samples == PARITY_SAMPLES
-        assert parity.tolerance == TOLERANCES[artifact.variant].to_dict()
+        assert parity.tolerance == parity_tolerance(artifact.variant, labelled=True).to_dict()
         assert artifact.bytes == manifest.artifact_path(artifact).stat().st_size
         if artifact.variant == "float32":  # identical argmax: identical accuracy
             assert parity.max_abs_diff <= 1e-4 and parity.accuracy == parity.keras_accuracy

@@ -133,17 +133,23 @@ def test_pipeline_seed_splits_and_seeds_training(pipeline_run):
     assert settings["train"]["seed"] == settings["finetune"]["seed"] == 3
 
 
-def test_pipeline_with_a_rank_fraction_makes_one_model(pipeline_run, tmp_path):
+def from_base(pipeline_run, out_dir, compress: CompressOptions, **options) -> PipelineConfig:
+    """A run from the module's trained base model at one setting, without fine-tuning."""
     out, _, _ = pipeline_run
-    config = PipelineConfig(
+    return PipelineConfig(
         dataset="tiny",
-        out_dir=tmp_path,
+        out_dir=out_dir,
         energies=(),
         target_macs=(),
         base=out / "base.keras",
-        compress=CompressOptions(fraction=0.5, exclude=("logits",)),
+        compress=compress,
         finetune=FitConfig(epochs=0),
+        **options,
     )
+
+
+def test_pipeline_with_a_rank_fraction_makes_one_model(pipeline_run, tmp_path):
+    config = from_base(pipeline_run, tmp_path, CompressOptions(fraction=0.5, exclude=("logits",)))
     records = run_pipeline(config, data=tiny_dataset(), log=lambda _: None)
     assert [r["name"] for r in records] == ["base", "f0.5"]
     layers = records[1]["compression"]["layers"]
@@ -250,3 +256,52 @@ def test_an_existing_bench_folder_is_refused_before_any_training(tmp_path):
         run_pipeline(config, data=tiny_dataset(), log=lambda line: None)
     assert not (tmp_path / "base.keras").exists()
     assert (tmp_path / "bench" / "results.jsonl").read_text() == "precious\n"
+
+
+def test_a_variant_failing_its_export_gate_is_marked_not_benched_and_reported(
+    pipeline_run, tmp_path, monkeypatch
+):
+    """The gate itself is tested in test_export_gates; here its verdict on int8-dynamic is
+    forced to a failure to follow it through the pipeline: the run goes on, the file is
+    written and marked, the closing bench skips it, results.json and report.md name it."""
+    from harness.bench import FAST_POLICY
+
+    from lowrank_edge.export import exporter
+    from lowrank_edge.export.gates import Verdict
+    from lowrank_edge.pipeline.ship import ShipStep
+
+    real_judge = exporter.judge
+
+    def judge(variant, *args):
+        if variant == "int8-dynamic":
+            return Verdict("test-accuracy", False, {"max_drop_points": 1.0}, "drop 5.00 points")
+        return real_judge(variant, *args)
+
+    monkeypatch.setattr(exporter, "judge", judge)
+    config = from_base(
+        pipeline_run,
+        tmp_path,
+        CompressOptions(fraction=0.5, factoriser="svd"),
+        export_formats=("tflite",),
+        tflite_variants=("float32", "int8-dynamic"),
+        ship=ShipStep(batch=1, policy=FAST_POLICY),
+    )
+    records = run_pipeline(config, data=tiny_dataset(), log=lambda _: None)
+    for record in records:
+        assert record["export"]["failed_gates"] == [
+            {
+                "artifact": "tflite-int8-dynamic",
+                "gate": "test-accuracy",
+                "failure": "drop 5.00 points",
+            }
+        ]
+        assert (tmp_path / record["name"] / f"{record['name']}-int8-dynamic.tflite").is_file()
+    timed = [
+        json.loads(line) for line in (tmp_path / "bench" / "results.jsonl").read_text().splitlines()
+    ]
+    assert timed and {r["artifact"] for r in timed} == {"tflite-float32"}
+    report = (tmp_path / "report.md").read_text()
+    assert "## Exported files that failed their gate" in report
+    assert "| f0.5 | tflite-int8-dynamic | test-accuracy | drop 5.00 points |" in report
+    summary = json.loads((tmp_path / "results.json").read_text())
+    assert summary["recommendation"]["conditions"][0]["artifact"].endswith("tflite-float32")

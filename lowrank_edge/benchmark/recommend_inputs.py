@@ -29,7 +29,7 @@ from lowrank_edge.benchmark.results.provenance import COMMAND_NAME
 from lowrank_edge.benchmark.results.storage import read_results
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.fileio import read_json_file
-from lowrank_edge.runtime.manifest import MANIFEST_NAME, load_manifest
+from lowrank_edge.runtime.manifest import MANIFEST_NAME, failed_note, load_manifest
 
 # Where a full-test-set accuracy may sit: on an artifact entry (this artifact run on the whole test
 # split) or on the manifest's `model` (the Keras model). Several spellings, the first found wins.
@@ -251,6 +251,16 @@ def _candidate(record: dict, export: Export) -> Candidate:
     )
 
 
+def _failed_entry(record: dict, export: Export) -> dict | None:
+    """The manifest entry of the record's artifact when it is marked `"passed": false` (an old
+    manifest without the field counts as passed), else None."""
+    if export.data is None or record["backend"] == "keras":
+        return None
+    artifact = record.get("artifact")
+    entry = next((a for a in export.data["artifacts"] if a.get("id") == artifact), None)
+    return entry if entry is not None and entry.get("passed", True) is False else None
+
+
 def _describe(conditions: Sequence[Condition]) -> str:
     seen = dict.fromkeys(f"{c.device}: {c.backend} t{c.threads} b{c.batch}" for c in conditions)
     return ", ".join(seen) or "none"
@@ -261,7 +271,8 @@ def group_candidates(
 ) -> list[tuple[Condition, list[Candidate], list[str]]]:
     """(condition, candidates, notes) per condition of the records that match `filters`.
 
-    Failed records and repeats of an artifact already seen are left out, with a note.
+    Failed records, artifacts their manifest marks `"passed": false` (failed their export
+    gate) and repeats of an artifact already seen are left out, with a note.
     """
     exports: dict[tuple[Path, str], Export] = {}
     groups: dict[tuple, tuple[Condition, list[Candidate], list[str], set]] = {}
@@ -284,7 +295,12 @@ def group_candidates(
         model_dir = str(record.get("model_dir"))
         if (folder, model_dir) not in exports:
             exports[(folder, model_dir)] = find_export(model_dir, folder)
-        candidates.append(_candidate(record, exports[(folder, model_dir)]))
+        export = exports[(folder, model_dir)]
+        failed = _failed_entry(record, export)
+        if failed is not None:
+            notes.append(failed_note(str(record["model"]), [(failed["id"], failed.get("gate"))]))
+            continue
+        candidates.append(_candidate(record, export))
     if not groups:
         if not filters.given():
             raise LowrankEdgeError("the bench folders hold no records")

@@ -9,7 +9,13 @@ from pathlib import Path
 
 from lowrank_edge.benchmark.timing.interleave import describe_error
 from lowrank_edge.errors import LowrankEdgeError
-from lowrank_edge.runtime.manifest import MANIFEST_NAME, Manifest, load_manifest
+from lowrank_edge.runtime.manifest import (
+    MANIFEST_NAME,
+    ArtifactInfo,
+    Manifest,
+    failed_note,
+    load_manifest,
+)
 
 
 @dataclass(frozen=True)
@@ -18,8 +24,9 @@ class BenchModel:
 
     label: str
     folder: Path
-    manifest: Manifest | None
+    manifest: Manifest | None  # without the artifacts marked failed at export
     error: str | None = None
+    failed: tuple[ArtifactInfo, ...] = ()  # artifacts marked "passed": false, not timed
 
     @property
     def macs(self) -> int | None:
@@ -43,7 +50,8 @@ def model_labels(folders: Sequence[Path]) -> list[str]:
 
 
 def load_models(paths: Sequence[str | os.PathLike]) -> list[BenchModel]:
-    """Load every manifest; one that fails becomes a BenchModel with its error (never raises)."""
+    """Load every manifest; one that fails becomes a BenchModel with its error (never raises).
+    Artifacts marked `"passed": false` at export are set aside in `failed`, not timed."""
     folders = [_folder_of(Path(path)) for path in paths]
     models = []
     for label, path, folder in zip(model_labels(folders), paths, folders, strict=True):
@@ -52,8 +60,19 @@ def load_models(paths: Sequence[str | os.PathLike]) -> list[BenchModel]:
         except LowrankEdgeError as error:
             models.append(BenchModel(label, folder, None, describe_error(error)))
             continue
-        models.append(BenchModel(label, manifest.folder, manifest))
+        models.append(
+            BenchModel(label, manifest.folder, manifest.without_failed(), failed=manifest.failed)
+        )
     return models
+
+
+def failed_notes(models: Sequence[BenchModel]) -> list[str]:
+    """One line per model with artifacts skipped because export marked them failed."""
+    return [
+        failed_note(model.label, [(a.id, a.gate) for a in model.failed])
+        for model in models
+        if model.failed
+    ]
 
 
 def baseline_index(models: Sequence[BenchModel], baseline: str | os.PathLike | None) -> int:

@@ -45,7 +45,7 @@ from lowrank_edge.benchmark.results.records import (
     spread_warning,
 )
 from lowrank_edge.benchmark.results.storage import PROFILE_NAME, RESULTS_NAME, JsonlWriter
-from lowrank_edge.benchmark.suite import BenchModel, baseline_index, load_models
+from lowrank_edge.benchmark.suite import BenchModel, baseline_index, failed_notes, load_models
 from lowrank_edge.benchmark.system import available_cpus, pin_cpus, system_facts
 from lowrank_edge.benchmark.timing.calls import TimingPolicy, time_calls, warm_up
 from lowrank_edge.benchmark.timing.interleave import (
@@ -140,6 +140,8 @@ class _Sweep:
     def __init__(self, config: SweepConfig, out_dir: Path, progress: Progress, run: dict):
         self.config, self.out_dir, self.progress, self.run = config, out_dir, progress, run
         self.models = load_models(config.models)
+        for line in failed_notes(self.models):
+            progress.note(f"note: {line}")
         self.baseline = baseline_index(self.models, config.baseline)
         self.prepared = _prepare(self.models)
         self.backends = parse_backends(config.backends)

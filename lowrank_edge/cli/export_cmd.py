@@ -16,6 +16,7 @@ from lowrank_edge.cli.options import (
     comma_list_option,
     custom_objects_option,
     data_options,
+    max_quant_drop_option,
     overwrite_option,
     seed_option,
 )
@@ -96,7 +97,14 @@ from lowrank_edge.export.variants import FORMATS, INT8_IO_TYPES, ONNX_VARIANTS, 
     show_default="beside the model, named after it: models/x/e75/",
     help="Export folder.",
 )
-@click.option("--no-verify", is_flag=True, help="Skip the parity checks.")
+@max_quant_drop_option
+@click.option(
+    "--strict",
+    is_flag=True,
+    help='Leave out a variant that fails its gate (default: write it, marked "passed": false '
+    "in the manifest, which bench and recommend skip); the others are written, then exit 1.",
+)
+@click.option("--no-verify", is_flag=True, help="Skip the parity checks and gates.")
 @overwrite_option("Replace an existing export.")
 @click.option("--verbose", is_flag=True, help="Show the converters' own output.")
 def export(
@@ -114,11 +122,19 @@ def export(
     source: DataSource,
     seed: int,
     out_dir: Path | None,
+    max_quant_drop: float,
+    strict: bool,
     no_verify: bool,
     overwrite: bool,
     verbose: bool,
 ) -> None:
-    """Export MODEL_PATH (.keras) to TFLite/ONNX, check parity with Keras, write manifest.json."""
+    """Export MODEL_PATH (.keras) to TFLite/ONNX, check each file's gate, write manifest.json.
+
+    Float variants must match Keras (parity); quantized ones may lose at most --max-quant-drop
+    points of test accuracy (without --data: agree with the float model on 99% of the inputs).
+    Exit 0 when the export is written, with a warning line per variant marked failed; with
+    --strict, exit 1 after writing the variants that passed, naming the ones left out.
+    """
     if variants and "tflite" not in formats:
         raise LowrankEdgeError("--variant applies to TFLite: add --format tflite")
     if onnx_variants and "onnx" not in formats:
@@ -141,6 +157,8 @@ def export(
         calibration_images=calibration_images,
         strip_names=strip_names,
         per_tensor_weights=per_tensor_weights,
+        max_quant_drop=max_quant_drop,
+        strict=strict,
         overwrite=overwrite,
         verify=not no_verify,
         verbose=verbose,

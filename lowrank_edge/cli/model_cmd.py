@@ -30,6 +30,7 @@ from lowrank_edge.cli.options import (
     latency_options,
     latency_target_option,
     latency_targets_option,
+    max_quant_drop_option,
     model_options,
     overwrite_option,
     seed_option,
@@ -38,7 +39,12 @@ from lowrank_edge.cli.options import (
     warn_deprecated,
 )
 from lowrank_edge.errors import LowrankEdgeError
-from lowrank_edge.export.variants import FORMATS, ONNX_VARIANTS, TFLITE_VARIANTS
+from lowrank_edge.export.variants import (
+    DEFAULT_MAX_QUANT_DROP,
+    FORMATS,
+    ONNX_VARIANTS,
+    TFLITE_VARIANTS,
+)
 
 
 @click.command()
@@ -303,6 +309,7 @@ def evaluate(model_path: Path, source: DataSource, seed: int) -> None:
     show_default=True,
     help="The recommendation's accuracy budget: points below the original float32 model.",
 )
+@max_quant_drop_option
 @seed_option(RUN_SEED_HELP)
 @overwrite_option()
 def pipeline(
@@ -328,6 +335,7 @@ def pipeline(
     onnx_variants: tuple[str, ...],
     bench: bool,
     max_accuracy_drop: float,
+    max_quant_drop: float,
     seed: int,
     overwrite: bool,
     **compression: object,
@@ -384,6 +392,8 @@ def pipeline(
     ):
         if variants != ("float32",) and fmt not in (export_formats or ()):
             raise LowrankEdgeError(f"{flag} applies to exported files: add --export {fmt}")
+    if max_quant_drop != DEFAULT_MAX_QUANT_DROP and not export_formats:
+        raise LowrankEdgeError("--max-quant-drop applies to exported files: add --export")
     common = {"batch_size": batch_size, "augment": augment, "balance_classes": balance_classes}
     config = PipelineConfig(
         dataset=source.spec,
@@ -409,6 +419,7 @@ def pipeline(
         export_formats=export_formats or (),
         tflite_variants=tflite_variants,
         onnx_variants=onnx_variants,
+        max_quant_drop=max_quant_drop,
         ship=ShipStep(max_accuracy_drop=max_accuracy_drop) if bench else None,
         seed=seed,
         overwrite=overwrite,

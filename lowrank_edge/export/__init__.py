@@ -1,10 +1,11 @@
 """Export Keras models to TFLite (float32, float16, int8-dynamic, int8-full) and ONNX (float32,
 int8-qdq, int8-dynamic).
 
-`export_model(...)` converts, checks every artifact's parity with Keras in its own runtime,
-records each one's accuracy on the whole test split and writes `manifest.json` (read back by
-`lowrank_edge.runtime`). Imports TensorFlow when converting; `strip_tflite_names` (the
-`--strip-names` option) is TF-free.
+`export_model(...)` converts, runs every artifact in its own runtime, records its parity with
+Keras and its accuracy on the whole test split, judges it by the gate of its kind of variant
+(`gates`: a failed one is marked `"passed": false`, or left out with `strict`) and writes
+`manifest.json` (read back by `lowrank_edge.runtime`). Imports TensorFlow when converting;
+`strip_tflite_names` (the `--strip-names` option) is TF-free.
 """
 
 from lowrank_edge.export.exporter import PlannedArtifact, export_model, plan_artifacts

@@ -3,10 +3,14 @@
 With a dataset, every artifact is also run on the whole test split in its own runtime and its
 accuracy recorded beside the Keras model's on the same images (`ArtifactInfo.test_accuracy`).
 
+Every artifact is judged by the gate of its kind of variant (`gates`): numeric parity for
+float32/float16, the full-test accuracy drop (`max_quant_drop`) or, without labelled data,
+agreement with the float model for quantized ones. One that fails is written and marked
+`"passed": false` in the manifest, or with `strict` left out; the others are written either way.
+
 Everything is built in a staging folder inside the export folder; only when every artifact
-converted and passed its parity check are the files moved into place, the manifest last. A
-failed export therefore leaves no half-written artifact, and an existing export is replaced
-only with `overwrite`.
+converted are the files moved into place, the manifest last. A failed conversion therefore
+leaves no half-written artifact, and an existing export is replaced only with `overwrite`.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from lowrank_edge.export.facts import (
     read_sidecar,
     write_samples,
 )
+from lowrank_edge.export.gates import Verdict, check_max_quant_drop, judge, parity_tolerance
 from lowrank_edge.export.parity import (
     ParityError,
     compare_logits,
@@ -39,16 +44,15 @@ from lowrank_edge.export.parity import (
     describe_accuracy,
     keras_logits,
     measure_accuracy,
-    parity_failures,
     predicted_classes,
     runner_logits,
 )
 from lowrank_edge.export.strip import strip_tflite_names
 from lowrank_edge.export.variants import (
     CALIBRATED_VARIANTS,
+    DEFAULT_MAX_QUANT_DROP,
     FORMATS,
     INT8_IO_TYPES,
-    TOLERANCES,
     VARIANTS,
     artifact_file,
     artifact_id,
@@ -149,6 +153,8 @@ def export_model(
     calibration_images: int | None = None,
     strip_names: bool = False,
     per_tensor_weights: bool = False,
+    max_quant_drop: float = DEFAULT_MAX_QUANT_DROP,
+    strict: bool = False,
     overwrite: bool = False,
     verify: bool = True,
     verbose: bool = False,
@@ -157,14 +163,17 @@ def export_model(
     """Export `model_path` into `out_dir`: artifacts, `samples.npz` and `manifest.json`.
 
     Every artifact runs in its runtime on `parity_samples` real test images (random inputs
-    without a dataset) and must meet its tolerance (`variants.TOLERANCES`) unless `verify` is off.
-    With a dataset, each artifact's accuracy on the whole test split is recorded too (whether
-    or not `verify` is on). `int8_io` gives the int8-full variant integer I/O: True or "uint8",
-    or "int8". `calibration_images` training images set the int8 ranges of the calibrated
-    variants (TFLite int8-full, ONNX int8-qdq); None: `REPRESENTATIVE_COUNT`, or the whole
-    training split when it is smaller. `strip_names` drops the TFLite artifacts'
-    tensor names, subgraph name, description and signature defs (`strip.strip_tflite_names`)
-    before they are checked, so the parity and accuracy figures are the stripped file's.
+    without a dataset) and, unless `verify` is off, is judged by its gate (`gates.judge`): a
+    quantized one with a dataset may lose at most `max_quant_drop` points of full-test accuracy.
+    One that fails is written and marked `"passed": false`; with `strict` it is left out and,
+    after the others are written, ParityError names it. With a dataset, each artifact's accuracy
+    on the whole test split is recorded (whether or not `verify` is on). `int8_io` gives the
+    int8-full variant integer I/O: True or "uint8", or "int8". `calibration_images` training
+    images set the int8 ranges of the calibrated variants (TFLite int8-full, ONNX int8-qdq);
+    None: `REPRESENTATIVE_COUNT`, or the whole training split when it is smaller.
+    `strip_names` drops the TFLite artifacts' tensor names, subgraph name, description and
+    signature defs (`strip.strip_tflite_names`) before they are checked, so the parity and
+    accuracy figures are the stripped file's.
     `per_tensor_weights` gives the TFLite int8 variants one weight scale per tensor.
     `dataset` may be a function of the loaded model (reading the data for its input shape),
     called after the cheap checks and the model load, so neither is done twice.
@@ -179,6 +188,7 @@ def export_model(
     settings = ConversionSettings(opset, _int8_io_type(int8_io, plan), strip_names,
                                   per_tensor_weights)  # fmt: skip
     settings.check_applies(plan)
+    max_quant_drop = check_max_quant_drop(max_quant_drop)
     _check_options(plan, out_dir, dataset, parity_samples, opset, overwrite, verbose)
 
     with captured_output(enabled=not verbose):  # importing TensorFlow prints absl notices
@@ -217,14 +227,22 @@ def export_model(
             )
         converter = _Converter(model, model_path, inp, staging, representative, settings, verbose)
         artifacts = [
-            _make_artifact(planned, converter, staging, parity_inputs, test_set, log)
+            _make_artifact(
+                planned, converter, staging, parity_inputs, test_set, max_quant_drop, log
+            )
             for planned in plan
         ]
-        _raise_on_parity_failures(model_path, artifacts)
+        failed = [a for a in artifacts if not a.passed]
+        kept = [a for a in artifacts if a.passed] if strict else artifacts
+        if not kept:
+            raise ParityError(
+                f"{model_path}: every artifact failed its gate, nothing was written (--strict): "
+                f"{_gate_failures(failed)}"
+            )
         manifest = Manifest(
             model=info,
             samples=samples,
-            artifacts=tuple(artifacts),
+            artifacts=tuple(kept),
             provenance=provenance(),
             path=out_dir / MANIFEST_NAME,
         )
@@ -234,7 +252,18 @@ def export_model(
         shutil.rmtree(staging, ignore_errors=True)
         if created_out_dir and not installed and not any(out_dir.iterdir()):
             out_dir.rmdir()  # a failed export leaves no trace
-    log(f"[export] wrote {manifest.path} ({len(artifacts)} artifacts)")
+    log(f"[export] wrote {manifest.path} ({len(kept)} artifacts)")
+    if failed and strict:
+        raise ParityError(
+            f"{model_path}: left out {len(failed)} artifact(s) that failed their gate (--strict), "
+            f"wrote the {len(kept)} others: {_gate_failures(failed)}"
+        )
+    for artifact in failed:
+        log(
+            f"[export] warning: {artifact.id} failed its {artifact.gate} gate "
+            f'({artifact.gate_failure}); written and marked "passed": false, so bench and '
+            "recommend skip it (--strict leaves it out)"
+        )
     return manifest
 
 
@@ -357,10 +386,11 @@ def _make_artifact(
     staging: Path,
     parity_inputs: _ParityInputs | None,
     test_set: _TestSet | None,
+    max_quant_drop: float,
     log: Log,
 ) -> ArtifactInfo:
-    """Convert, write into staging, load in the runtime, check parity, measure accuracy on the
-    whole test split; the manifest entry."""
+    """Convert, write into staging, load in the runtime, measure parity and accuracy on the
+    whole test split, judge the variant's gate; the manifest entry."""
     data = converter.convert(planned)
     path = staging / planned.file
     path.write_bytes(data)
@@ -373,13 +403,14 @@ def _make_artifact(
                 parity_inputs.reference,
                 runner_logits(runner, parity_inputs.x),
                 parity_inputs.labels,
-                TOLERANCES[planned.variant],
+                parity_tolerance(planned.variant, parity_inputs.labels is not None),
             )
         test_accuracy = None
         if test_set is not None:
             test_accuracy = measure_accuracy(
                 runner_logits(runner, test_set.x), test_set.labels, test_set.keras_predicted
             )
+        verdict = judge(planned.variant, parity, test_accuracy, max_quant_drop)
         artifact = ArtifactInfo(
             id=planned.id,
             format=planned.format,
@@ -394,10 +425,13 @@ def _make_artifact(
             calibration_images=converter.settings.calibrated_with(planned),
             names_stripped=converter.settings.names_stripped(planned),
             per_tensor_weights=converter.settings.per_tensor(planned),
+            passed=verdict.passed,
+            gate=verdict.gate,
+            gate_limits=verdict.limits,
+            gate_failure=verdict.failure,
         )
     finally:
         runner.close()
-    verdict = "not verified" if parity is None else ("ok" if parity.passed else "FAILED")
     figures = f"; {describe(parity)}" if parity is not None else ""
     if test_accuracy is not None:
         figures += f"; {describe_accuracy(test_accuracy)}"
@@ -408,9 +442,18 @@ def _make_artifact(
     stripped = "".join(f" ({text})" for text, on in notes if on)
     log(
         f"[export] {planned.id}: {planned.file}, {len(data):,} bytes{stripped}{figures} "
-        f"-> {verdict}"
+        f"-> {_verdict_word(verdict)}"
     )
     return artifact
+
+
+def _verdict_word(verdict: Verdict) -> str:
+    """`ok (test-accuracy gate)`, `FAILED (parity gate: ...)` or `not verified`, for the log."""
+    if verdict.gate is None:
+        return "not verified"
+    if verdict.passed:
+        return f"ok ({verdict.gate} gate)"
+    return f"FAILED ({verdict.gate} gate: {verdict.failure})"
 
 
 def _parity_inputs(
@@ -439,17 +482,9 @@ def _test_set(model, dataset: Dataset) -> _TestSet:
     )
 
 
-def _raise_on_parity_failures(model_path: Path, artifacts: list[ArtifactInfo]) -> None:
-    failed = [a for a in artifacts if a.parity is not None and not a.parity.passed]
-    if not failed:
-        return
-    reasons = "; ".join(
-        f"{a.id}: {', '.join(parity_failures(a.parity, TOLERANCES[a.variant]))}" for a in failed
-    )
-    raise ParityError(
-        f"{model_path}: parity check failed for {len(failed)} artifact(s), nothing was written: "
-        f"{reasons}"
-    )
+def _gate_failures(failed: Sequence[ArtifactInfo]) -> str:
+    """`id (gate gate): why; ...` for the artifacts that failed their gate."""
+    return "; ".join(f"{a.id} ({a.gate} gate): {a.gate_failure}" for a in failed)
 
 
 def _check_options(

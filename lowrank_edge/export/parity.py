@@ -20,7 +20,7 @@ BATCH_SIZE = 128
 
 
 class ParityError(LowrankEdgeError):
-    """An artifact's outputs differ from Keras by more than its tolerance allows."""
+    """An artifact missed its export gate (with --strict: it was left out) or its tolerance."""
 
 
 def keras_logits(model, x: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
@@ -108,7 +108,10 @@ def parity_failures(parity: Parity, tolerance: Tolerance) -> list[str]:
     problems = []
     if tolerance.max_abs_diff is not None and not parity.max_abs_diff <= tolerance.max_abs_diff:
         problems.append(f"max |dlogit| {parity.max_abs_diff:.3g} > {tolerance.max_abs_diff:g}")
-    if not parity.argmax_agreement >= tolerance.argmax_agreement:
+    if (
+        tolerance.argmax_agreement is not None
+        and not parity.argmax_agreement >= tolerance.argmax_agreement
+    ):
         problems.append(
             f"argmax agreement {parity.argmax_agreement:.2%} < {tolerance.argmax_agreement:.0%}"
         )

@@ -1,7 +1,9 @@
-"""What can be exported (formats, TFLite and ONNX variants) and the parity tolerance of each.
+"""What can be exported (formats, TFLite and ONNX variants) and the limits of their gates.
 
-The tolerance table is the single source of the pass/fail rule: the parity check reads it, the
-manifest records it beside the measured figures, and the README quotes it.
+Float variants are held to numeric parity with Keras (`TOLERANCES`); quantized variants to
+their full-test accuracy drop (`DEFAULT_MAX_QUANT_DROP`), or without labelled data to argmax
+agreement with the float model (`FLOAT_AGREEMENT`). `export.gates` applies them; the manifest
+records them beside the measured figures, and the README quotes them.
 """
 
 from __future__ import annotations
@@ -26,14 +28,14 @@ OUTPUT_NAME = "logits"
 
 @dataclass(frozen=True)
 class Tolerance:
-    """Pass rule: max |logit difference| (float formats), argmax agreement, accuracy difference.
+    """Parity rule: max |logit difference|, argmax agreement, accuracy difference.
 
     `accuracy_points` bounds |artifact accuracy - Keras accuracy| in percentage points
-    (checked only when the samples have labels); None means not checked.
+    (checked only when the samples have labels); None means not checked, for every limit.
     """
 
     max_abs_diff: float | None
-    argmax_agreement: float
+    argmax_agreement: float | None
     accuracy_points: float | None
 
     def to_dict(self) -> dict[str, float]:
@@ -47,15 +49,27 @@ class Tolerance:
 
 
 _FLOAT = Tolerance(max_abs_diff=1e-4, argmax_agreement=1.0, accuracy_points=None)
-_QUANTIZED = Tolerance(max_abs_diff=None, argmax_agreement=0.99, accuracy_points=0.5)
+_HALF = Tolerance(max_abs_diff=None, argmax_agreement=0.99, accuracy_points=0.5)
+# Quantized variants without labelled data: argmax agreement with the float model's outputs.
+FLOAT_AGREEMENT = Tolerance(max_abs_diff=None, argmax_agreement=0.99, accuracy_points=None)
+# Quantized variants with labelled data: parity figures recorded, no parity limit applied.
+RECORD_ONLY = Tolerance(max_abs_diff=None, argmax_agreement=None, accuracy_points=None)
 
-# variant -> tolerance; the same table for every format (int8-dynamic is TFLite's and ONNX's).
+QUANTIZED_VARIANTS = ("int8-dynamic", "int8-full", "int8-qdq")
+# Percentage points of full-test accuracy a quantized variant may lose against its float32 Keras
+# model. Measured drops: <= 0.28 on MNIST (bench/results/main-job, int8-remedies*) and 0.46 for
+# a MobileNetV3Small on 2,820 EMNIST images (onnx-int8-dynamic; bench/results/own-model-mnv3s);
+# 1.0 is twice the worst of those, while a broken quantization costs many points.
+DEFAULT_MAX_QUANT_DROP = 1.0
+
+# variant -> parity tolerance; the same table for every format (int8-dynamic is TFLite's and
+# ONNX's). Quantized variants are held to theirs only without labelled data (`export.gates`).
 TOLERANCES: dict[str, Tolerance] = {
     "float32": _FLOAT,
-    "float16": _QUANTIZED,
-    "int8-dynamic": _QUANTIZED,
-    "int8-full": _QUANTIZED,
-    "int8-qdq": _QUANTIZED,
+    "float16": _HALF,
+    "int8-dynamic": FLOAT_AGREEMENT,
+    "int8-full": FLOAT_AGREEMENT,
+    "int8-qdq": FLOAT_AGREEMENT,
 }
 
 

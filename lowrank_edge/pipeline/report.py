@@ -147,6 +147,26 @@ def latency_section(summary: dict) -> str:
     return "\n\n".join(parts)
 
 
+def gates_section(summary: dict) -> str:
+    """The exported artifacts that failed their gate: written, marked `"passed": false`, and
+    left out of the bench and the recommendation."""
+    rows = [
+        [m["name"], failed["artifact"], failed.get("gate") or "–", failed.get("failure") or "–"]
+        for m in summary["models"]
+        for failed in (m.get("export") or {}).get("failed_gates", [])
+    ]
+    if not rows:
+        return ""
+    return "\n\n".join(
+        [
+            "## Exported files that failed their gate",
+            'Written and marked `"passed": false` in their manifest; not benchmarked or '
+            "recommended.",
+            markdown_table(["Model", "Artifact", "Gate", "Why"], rows),
+        ]
+    )
+
+
 def ship_section(summary: dict) -> str:
     """The closing bench's answer: per runtime, the file to ship within the accuracy budget."""
     shipped = summary.get("recommendation")
@@ -206,6 +226,7 @@ def write_markdown_report(summary: dict, path: Path) -> Path:
         "## Models",
         models_table(summary),
         latency_section(summary),
+        gates_section(summary),
         ship_section(summary),
         "## Rank kept per layer",
         rank_table(summary),

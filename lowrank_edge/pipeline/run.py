@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lowrank_edge.data.dataset import Dataset
 from lowrank_edge.errors import LowrankEdgeError
+from lowrank_edge.export.variants import DEFAULT_MAX_QUANT_DROP
 from lowrank_edge.fileio import check_can_write, write_json_atomic
 from lowrank_edge.latency.target import LATENCY_TABLE_NEEDED, LatencyTarget
 from lowrank_edge.logs import Log
@@ -256,6 +257,7 @@ class PipelineConfig:
     export_formats: tuple[str, ...] = ()
     tflite_variants: tuple[str, ...] = ("float32",)
     onnx_variants: tuple[str, ...] = ("float32",)
+    max_quant_drop: float = DEFAULT_MAX_QUANT_DROP  # the int8 variants' export gate (points)
     ship: ShipStep | None = None  # after the exports: bench them here and recommend one
     seed: int = 0
     overwrite: bool = False
@@ -345,7 +347,8 @@ def run_pipeline(
     if config.export_formats:
         failures = export_records(config, data, out_dir, records, log)
         write_json_atomic(results_path, summary, overwrite=True)  # now with the manifests
-        log(f"[report] updated {results_path} with the exports")
+        log(f"[report] updated {results_path} and {_write_markdown(summary, out_dir)} with the "
+            "exports")  # fmt: skip
         if ship is not None:
             summary["recommendation"] = _bench_and_recommend(records, out_dir, ship, config, log)
             write_json_atomic(results_path, summary, overwrite=True)
@@ -460,7 +463,9 @@ def export_records(
     """Export every model of a run into `<out_dir>/<name>/`, recording each manifest in its
     record (`record["export"]`); return the failures.
 
-    A model whose export fails (e.g. a parity check) is recorded and the others go on.
+    A model whose export fails (e.g. a conversion error) is recorded and the others go on. An
+    artifact that fails its gate is written, marked `"passed": false` (the bench skips it) and
+    listed in `record["export"]["failed_gates"]`; it does not stop the run.
     """
     from lowrank_edge.export import export_model
 
@@ -477,6 +482,7 @@ def export_records(
                 tflite_variants=config.tflite_variants,
                 onnx_variants=config.onnx_variants,
                 dataset=data,
+                max_quant_drop=config.max_quant_drop,
                 overwrite=config.overwrite,
                 log=log,
             )
@@ -486,7 +492,15 @@ def export_records(
             failures.append(f"{record['name']}: {error}")
             continue
         seconds = round(time.perf_counter() - start, 1)
-        record["export"] = {"dir": str(target), "manifest": manifest.to_dict(), "seconds": seconds}
+        record["export"] = {
+            "dir": str(target),
+            "manifest": manifest.to_dict(),
+            "seconds": seconds,
+            "failed_gates": [
+                {"artifact": a.id, "gate": a.gate, "failure": a.gate_failure}
+                for a in manifest.failed
+            ],
+        }
     return failures
 
 

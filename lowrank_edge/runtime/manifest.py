@@ -7,6 +7,9 @@ Fields added to schema 1 later are optional on read, so older manifests still lo
 artifact's `test_accuracy` (accuracy on the whole test split) and `calibration_images` are None
 in a manifest without them, its `names_stripped` and `per_tensor_weights` False, and the
 model input's `preprocessing` is `unit` (the [0, 1] scaling every earlier export used).
+An artifact's gate fields (`passed`, `gate`, `gate_limits`, `gate_failure`) read as passed,
+gate unknown, in a manifest without them; benches and recommendations skip an artifact marked
+`"passed": false` (`Manifest.without_failed`, `failed_note`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,11 @@ from lowrank_edge.runtime.preprocess import DEFAULT_PREPROCESSING, PREPROCESSING
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 FORMATS = ("tflite", "onnx")
+# The gate an artifact was judged by at export (`lowrank_edge.export.gates`).
+GATE_PARITY = "parity"  # float variants: logits match Keras on the parity samples
+GATE_TEST_ACCURACY = "test-accuracy"  # quantized: full-test accuracy drop vs float32 Keras
+GATE_FLOAT_AGREEMENT = "float-agreement"  # quantized, no labelled data: argmax agreement
+GATES = (GATE_PARITY, GATE_TEST_ACCURACY, GATE_FLOAT_AGREEMENT)
 
 
 @dataclass(frozen=True)
@@ -101,7 +109,9 @@ class TensorIO:
 
 @dataclass(frozen=True)
 class Parity:
-    """How an artifact's logits compare with Keras on real test samples."""
+    """How an artifact's logits compare with Keras on real test samples (`tolerance`: the limits
+    applied to these figures, empty when the gate is the test accuracy; an infinite difference,
+    from NaN or infinite logits, is null in the file)."""
 
     samples: int
     max_abs_diff: float
@@ -131,7 +141,9 @@ class ArtifactInfo:
     accuracy on the whole test split (None without a dataset, or in an older manifest).
 
     `names_stripped`: the file was written without tensor names, subgraph name, description and
-    signature defs (`export --strip-names`; its I/O tensors' names are then '')."""
+    signature defs (`export --strip-names`; its I/O tensors' names are then '').
+    `passed`: whether it met its export gate (`gate`, with `gate_limits`; None: not checked);
+    `gate_failure` says why not. Benches and recommendations skip a failed one."""
 
     id: str
     format: str
@@ -146,6 +158,10 @@ class ArtifactInfo:
     calibration_images: int | None = None  # training images that set int8 ranges (calibrated)
     names_stripped: bool = False
     per_tensor_weights: bool = False  # TFLite int8: one weight scale per tensor, not per channel
+    passed: bool = True
+    gate: str | None = None
+    gate_limits: dict[str, float] = field(default_factory=dict)
+    gate_failure: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +196,15 @@ class Manifest:
         if self.path is None:
             raise LowrankEdgeError("this manifest has not been written to a folder yet")
         return self.path.parent
+
+    @property
+    def failed(self) -> tuple[ArtifactInfo, ...]:
+        """The artifacts marked `"passed": false` at export (kept in the folder, not to use)."""
+        return tuple(a for a in self.artifacts if not a.passed)
+
+    def without_failed(self) -> Manifest:
+        """This manifest with only the artifacts that passed their export gate."""
+        return replace(self, artifacts=tuple(a for a in self.artifacts if a.passed))
 
     def artifact(self, artifact_id: str) -> ArtifactInfo:
         """The artifact with this id; a clear error listing the ids there are."""
@@ -266,12 +291,30 @@ class Manifest:
             "schema": self.schema,
             "model": asdict(self.model),
             "samples": asdict(self.samples) if self.samples is not None else None,
-            "artifacts": [asdict(a) for a in self.artifacts],
+            "artifacts": [_artifact_dict(a) for a in self.artifacts],
             "provenance": asdict(self.provenance),
         }
 
     def _where(self) -> str:
         return str(self.path) if self.path is not None else "manifest"
+
+
+def _artifact_dict(artifact: ArtifactInfo) -> dict[str, Any]:
+    """An artifact as JSON data; an infinite logit difference (NaN or infinite logits, which an
+    artifact marked failed may have) is written as null, which JSON can hold."""
+    data = asdict(artifact)
+    parity = data.get("parity")
+    for key in ("max_abs_diff", "mean_abs_diff"):
+        if parity is not None and not math.isfinite(parity[key]):
+            parity[key] = None
+    return data
+
+
+def failed_note(where: str, failed: list[tuple[str, str | None]]) -> str:
+    """One line naming the artifacts of `where` skipped because export marked them failed;
+    `failed` holds (id, gate) pairs."""
+    names = ", ".join(f"{name} ({gate or 'gate'})" for name, gate in failed)
+    return f'{where}: skipped {names}: marked "passed": false at export (failed its gate)'
 
 
 def decode_samples(x: np.ndarray, preprocessing: str = DEFAULT_PREPROCESSING) -> np.ndarray:
@@ -437,24 +480,46 @@ def _artifact(f: _Fields) -> ArtifactInfo:
         calibration_images=f.get_later("calibration_images", int, None, nullable=True),
         names_stripped=f.get_later("names_stripped", bool, False),
         per_tensor_weights=f.get_later("per_tensor_weights", bool, False),
+        passed=f.get_later("passed", bool, True),
+        gate=_gate(f),
+        gate_limits=_limits(f, "gate_limits", f.get_later("gate_limits", dict, {})),
+        gate_failure=f.get_later("gate_failure", str, None, nullable=True),
     )
 
 
-def _parity(f: _Fields) -> Parity:
-    tolerance = f.get("tolerance", dict)
-    for key, value in tolerance.items():
+def _gate(f: _Fields) -> str | None:
+    gate = f.get_later("gate", str, None, nullable=True)
+    if gate is not None and gate not in GATES:
+        raise f.error("gate", f"must be one of {', '.join(GATES)} or null, got {gate!r}")
+    return gate
+
+
+def _limits(f: _Fields, key: str, limits: dict) -> dict[str, float]:
+    """A dict of named numeric limits, each a finite number (errors name `key.<name>`)."""
+    for name, value in limits.items():
         if not (_is_number(value) and _is_finite(value)):
-            raise f.error(f"tolerance.{key}", f"must be a finite number, got {_kind(value)}")
+            raise f.error(f"{key}.{name}", f"must be a finite number, got {_kind(value)}")
+    return {name: float(value) for name, value in limits.items()}
+
+
+def _parity(f: _Fields) -> Parity:
+    tolerance = _limits(f, "tolerance", f.get("tolerance", dict))
     return Parity(
         samples=f.get("samples", int),
-        max_abs_diff=f.get("max_abs_diff", float),
-        mean_abs_diff=f.get("mean_abs_diff", float),
+        max_abs_diff=_difference(f, "max_abs_diff"),
+        mean_abs_diff=_difference(f, "mean_abs_diff"),
         argmax_agreement=f.get("argmax_agreement", float),
         accuracy=f.get("accuracy", float, nullable=True),
         keras_accuracy=f.get("keras_accuracy", float, nullable=True),
         passed=f.get("passed", bool),
-        tolerance={key: float(value) for key, value in tolerance.items()},
+        tolerance=tolerance,
     )
+
+
+def _difference(f: _Fields, key: str) -> float:
+    """A logit difference; null stands for an infinite one (NaN or infinite logits)."""
+    value = f.get(key, float, nullable=True)
+    return math.inf if value is None else value
 
 
 def _accuracy(f: _Fields) -> AccuracyInfo:

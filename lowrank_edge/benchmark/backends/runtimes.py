@@ -89,6 +89,12 @@ def artifact_for(model: BenchModel, backend: str, variant: str) -> ArtifactInfo:
     if found is not None:
         return found
     fmt = FORMAT_OF[backend]
+    failed = next((a for a in model.failed if a.format == fmt and a.variant == variant), None)
+    if failed is not None:
+        raise LowrankEdgeError(
+            f'{model.manifest.path}: {failed.id} is marked "passed": false (it failed its '
+            f"{failed.gate} gate at export: {failed.gate_failure}); not timed"
+        )
     have = ", ".join(f"{a.format}/{a.variant}" for a in model.manifest.artifacts) or "none"
     raise LowrankEdgeError(
         f"{model.manifest.path}: no {fmt} artifact with variant {variant} (it has: {have})"
