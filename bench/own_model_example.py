@@ -63,6 +63,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--finetune-epochs", type=int, default=3)
     parser.add_argument("--threads", default="1,2", help="bench --threads")
     parser.add_argument("--max-accuracy-drop", type=float, default=1.0)
+    parser.add_argument(
+        "--from-step",
+        help="rerun from this step on (e.g. bench, to time it again alone), keeping the earlier "
+        "steps' records in steps.json; needs --overwrite",
+    )
     parser.add_argument("--overwrite", action="store_true")
     return parser.parse_args(argv)
 
@@ -134,13 +139,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LowrankEdgeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    names = [name for name, _ in plan(args)]
+    if args.from_step is not None and args.from_step not in names:
+        print(
+            f"error: --from-step {args.from_step}: choose from {', '.join(names)}", file=sys.stderr
+        )
+        return 1
     provenance = command_record(None if argv is None else [__file__, *argv], checkout=REPO)
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     args.work.mkdir(parents=True, exist_ok=True)
-    write_command_json(args.out, provenance, overwrite=True)
-    steps = []
-    for name, step_argv in plan(args):
+    steps, todo = [], plan(args)
+    if args.from_step is not None:  # keep the earlier records; this run's command.json beside
+        first = names.index(args.from_step)
+        steps = json.loads((args.out / "steps.json").read_text())[:first]
+        todo = todo[first:]
+        write_command_json(args.out / f"from-{args.from_step}", provenance, overwrite=True)
+    else:
+        write_command_json(args.out, provenance, overwrite=True)
+    for name, step_argv in todo:
         steps.append(run_step(name, step_argv, logs))
         write_json_atomic(args.out / "steps.json", steps, overwrite=True)
         if steps[-1]["exit_code"] != 0:
