@@ -16,6 +16,8 @@ import numpy as np
 from lowrank_edge.data.image_files import Images, is_streamed
 from lowrank_edge.errors import LowrankEdgeError
 
+STREAMED_AHEAD = 2  # batches of a streamed split decoded ahead of the model (memory stays bounded)
+
 
 class DecodeErrors:
     """The first error met decoding a streamed batch inside tf.data (None until one is)."""
@@ -75,4 +77,12 @@ def split_batches(
         return x, y
 
     indices = shuffled(tf.data.Dataset.range(len(images))).batch(batch_size)
-    return indices.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    return indices.map(load, num_parallel_calls=STREAMED_AHEAD)
+
+
+def prefetched(batches, images: Images):
+    """`batches` prefetched: as far as tf.data likes in memory, `STREAMED_AHEAD` when streamed
+    (an autotuned buffer of decoded batches could grow to a share of the machine's memory)."""
+    import tensorflow as tf
+
+    return batches.prefetch(STREAMED_AHEAD if is_streamed(images) else tf.data.AUTOTUNE)

@@ -18,7 +18,7 @@ import numpy as np
 from lowrank_edge.data.dataset import Dataset
 from lowrank_edge.data.image_files import Images, is_streamed, iter_batches
 from lowrank_edge.errors import LowrankEdgeError
-from lowrank_edge.model.batches import DecodeErrors, split_batches
+from lowrank_edge.model.batches import DecodeErrors, prefetched, split_batches
 
 
 @dataclass(frozen=True)
@@ -216,17 +216,15 @@ def _training_batches(data: Dataset, config: FitConfig, errors: DecodeErrors):
         batches = batches.map(
             lambda x, y: (shift(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
         )
-    return batches.prefetch(tf.data.AUTOTUNE)
+    return prefetched(batches, data.x_train)
 
 
 def _validation_data(data: Dataset, config: FitConfig, errors: DecodeErrors):
     """The validation split as Keras takes it: arrays, or in-order batches when streamed."""
-    import tensorflow as tf
-
     if not is_streamed(data.x_val):
         return data.x_val, data.y_val
     batches = split_batches(data.x_val, data.y_val, config.batch_size, errors)
-    return batches.prefetch(tf.data.AUTOTUNE)
+    return prefetched(batches, data.x_val)
 
 
 def accuracy(model, x: Images, y: np.ndarray, batch_size: int = 512) -> float:
