@@ -62,6 +62,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--target-macs", type=float, default=0.6)
     parser.add_argument("--finetune-epochs", type=int, default=3)
     parser.add_argument("--threads", default="1,2", help="bench --threads")
+    parser.add_argument("--batch", default="1,32", help="bench --batch")
     parser.add_argument("--max-accuracy-drop", type=float, default=1.0)
     parser.add_argument(
         "--from-step",
@@ -102,7 +103,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
                                str(work / "export" / "compressed")]),
         ("bench", [*cli, "bench", str(work / "export" / "original"),
                    str(work / "export" / "compressed"), "--threads", args.threads,
-                   "--out", str(args.out / "bench"), "--overwrite"]),
+                   "--batch", args.batch, "--out", str(args.out / "bench"), "--overwrite"]),
         ("recommend", [*cli, "recommend", str(args.out / "bench"), "--max-accuracy-drop",
                        str(args.max_accuracy_drop), "--overwrite"]),
     ]  # fmt: skip
