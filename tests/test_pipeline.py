@@ -284,7 +284,9 @@ def test_a_variant_failing_its_export_gate_is_marked_not_benched_and_reported(
         CompressOptions(fraction=0.5, factoriser="svd"),
         export_formats=("tflite",),
         tflite_variants=("float32", "int8-dynamic"),
-        ship=ShipStep(batch=1, policy=FAST_POLICY),
+        # a budget every file meets: the tiny base's accuracy varies between runs (augmented
+        # training is not bit-reproducible), and the recommendation is not what is tested here
+        ship=ShipStep(batch=1, policy=FAST_POLICY, max_accuracy_drop=100.0),
     )
     records = run_pipeline(config, data=tiny_dataset(), log=lambda _: None)
     for record in records:

@@ -205,7 +205,6 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, fl
 def _training_batches(data: Dataset, config: FitConfig, errors: DecodeErrors):
     """A shuffled, batched tf.data pipeline over the train split, with optional random shifts."""
     import keras
-    import tensorflow as tf
 
     batches = split_batches(data.x_train, data.y_train, config.batch_size, errors, seed=config.seed)
     if config.augment:
@@ -213,9 +212,9 @@ def _training_batches(data: Dataset, config: FitConfig, errors: DecodeErrors):
         shift = keras.layers.RandomTranslation(
             config.shift / height, config.shift / width, fill_mode="constant", seed=config.seed
         )
-        batches = batches.map(
-            lambda x, y: (shift(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
-        )
+        # One batch at a time: the layer draws its shifts from one seeded state, and parallel
+        # calls would take them in no fixed order (the same seed gave different weights).
+        batches = batches.map(lambda x, y: (shift(x, training=True), y))
     return prefetched(batches, data.x_train)
 
 
