@@ -125,3 +125,49 @@ def test_data_options_without_data_are_refused(model):
     result = run("export", model, "--preprocess", "byte", "--out-dir", "x")
     assert result.exit_code == 1
     assert "error: --preprocess applies to data: pass --data SPEC too" in result.output
+
+
+def test_stream_keeps_a_folder_on_disk_through_evaluate_compress_and_export(
+    model, folder, tmp_path
+):
+    def accuracy_lines(output: str) -> list[str]:
+        return [line for line in output.splitlines() if line.startswith(("val", "test"))]
+
+    in_memory = run("evaluate", model, "--data", folder)
+    streamed = run("evaluate", model, "--data", folder, "--stream")
+    assert streamed.exit_code == 0, streamed.output
+    assert "streamed from disk, batch by batch (as asked)" in streamed.output
+    assert accuracy_lines(streamed.output) == accuracy_lines(in_memory.output) != []
+
+    small = tmp_path / "small.keras"
+    result = run(
+        "compress", model, "--data", folder, "--stream", "--target-macs", 0.6,
+        "--finetune-epochs", 1, "--calibration-images", 8, "--out", small,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert small.is_file()
+
+    manifests = {}
+    for name, extra in (("memory", []), ("streamed", ["--stream"])):
+        out = tmp_path / name
+        result = run(
+            "export", model, "--data", folder, *extra, "--format", "tflite",
+            "--variant", "float32,int8-full", "--out-dir", out,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        manifests[name] = load_manifest(out)
+    for got, expected in zip(
+        manifests["streamed"].artifacts, manifests["memory"].artifacts, strict=True
+    ):
+        assert got.test_accuracy == expected.test_accuracy and got.test_accuracy.images == 6
+        assert got.parity == expected.parity
+
+
+def test_stream_applies_to_folders_only(model, tmp_path):
+    path = tmp_path / "cells.npz"
+    np.savez(path, x=make_rgb_images(8, (12, 10)), y=make_labels(8, 3).astype(np.int64))
+    result = run("evaluate", model, "--data", path, "--stream")
+    assert result.exit_code == 1
+    assert "error: --stream applies to a folder of images" in result.output
+    result = run("evaluate", model, "--stream")
+    assert "error: --stream applies to data: pass --data SPEC too" in result.output

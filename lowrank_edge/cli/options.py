@@ -24,6 +24,7 @@ from typing import Any
 import click
 
 from lowrank_edge.data import SPEC_HELP
+from lowrank_edge.data.raw import MAX_DECODED_BYTES
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.export.variants import DEFAULT_MAX_QUANT_DROP
 from lowrank_edge.runtime.preprocess import PREPROCESSINGS
@@ -158,6 +159,7 @@ class DataSource:
     preprocessing: str | None = None
     image_size: tuple[int, int] | None = None
     max_images: int | None = None
+    stream: bool = False  # keep a folder on disk, decoding batches as they are used
 
     @property
     def name(self) -> str:
@@ -194,6 +196,7 @@ class DataSource:
             seed=seed,
             data_dir=self.data_dir,
             max_images=self.max_images,
+            stream=self.stream,
         )
         if model is not None and model_path is not None:
             check_model_fits_data(model, data, model_path)
@@ -229,6 +232,7 @@ class DataSource:
             ("--preprocess", self.preprocessing),
             ("--image-size", self.image_size),
             ("--max-images", self.max_images),
+            ("--stream", self.stream or None),
         ]
 
 
@@ -247,7 +251,7 @@ def _parse_image_size(
     return size
 
 
-_DATA_FIELDS = ("spec", "data_dir", "preprocess", "image_size", "max_images")
+_DATA_FIELDS = ("spec", "data_dir", "preprocess", "image_size", "max_images", "stream")
 
 
 def data_read_options(spec_option: Decorator | None) -> Decorator:
@@ -279,6 +283,13 @@ def data_read_options(spec_option: Decorator | None) -> Decorator:
             default=None,
             help="Keep at most this many images per class (a seeded draw; folders, .npz, tfds).",
         ),
+        click.option(
+            "--stream",
+            is_flag=True,
+            help="Keep a folder's images on disk and decode them batch by batch as they are "
+            f"used (automatic when they would take over {MAX_DECODED_BYTES >> 30} GiB as "
+            "float32).",
+        ),
     ]
     if spec_option is not None:
         options.insert(0, spec_option)
@@ -293,6 +304,7 @@ def data_read_options(spec_option: Decorator | None) -> Decorator:
                 preprocessing=values["preprocess"],
                 image_size=values["image_size"],
                 max_images=values["max_images"],
+                stream=bool(values["stream"]),
             )
             return func(*args, source=source, **kwargs)
 

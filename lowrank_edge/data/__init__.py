@@ -126,6 +126,7 @@ def load_data(
     data_dir: str | os.PathLike | None = None,
     max_images: int | None = None,
     max_bytes: int = MAX_DECODED_BYTES,
+    stream: bool = False,
     log: Log = log_stderr,
 ) -> Dataset:
     """Load the data `spec` names (see `SPEC_HELP`) as a `Dataset` fitted to `image_shape`.
@@ -134,9 +135,14 @@ def load_data(
     resized and converted to it. `preprocessing` overrides the source's own (mnist/emnist:
     `unit`; folders, uint8 .npz and TFDS: `byte`, 0..255; float .npz: `none`). `seed` splits
     train/validation and draws the `max_images` kept per class; `data_dir` is the MNIST/EMNIST
-    folder or the TFDS data dir. Decoded float32 images above `max_bytes` are refused.
+    folder or the TFDS data dir. Decoded float32 images above `max_bytes` are refused, except
+    a folder's: those are streamed from disk (`ImageFiles`), as they are with `stream`.
     """
     kind = spec_kind(spec)
+    if stream and kind != "folder":
+        raise LowrankEdgeError(
+            f"--stream applies to a folder of images; {spec!r} is read into memory"
+        )
     if kind == "builtin":
         if max_images is not None:
             raise LowrankEdgeError("--max-images applies to folders, .npz files and tfds: data")
@@ -163,7 +169,7 @@ def load_data(
             wanted=image_shape,
             max_images=max_images,
             seed=seed,
-            max_bytes=max_bytes,
+            max_bytes=0 if stream else max_bytes,
             log=log,
         )
     elif kind == "npz":

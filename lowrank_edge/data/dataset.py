@@ -1,10 +1,13 @@
-"""The in-memory dataset every step passes around, and the train/validation split."""
+"""The dataset every step passes around (in memory, or a folder streamed from disk), and the
+train/validation split."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from lowrank_edge.data.image_files import Images, is_streamed, take
 
 TEST_FRACTION = 0.2  # of each class, for sources without a test split of their own
 TEST_SPLIT_SEED = 0  # fixed: runs with any --seed measure on the same test images
@@ -16,15 +19,16 @@ class Dataset:
 
     `labels` maps a class index to its display text ("0".."9", "A", ...). `preprocessing`
     names how pixels became these values (`lowrank_edge.runtime.preprocess`) and
-    `input_range` the (low, high) they fall in: MNIST/EMNIST are `unit`, [0, 1].
+    `input_range` the (low, high) they fall in: MNIST/EMNIST are `unit`, [0, 1]. The images of
+    a folder too large for memory are `ImageFiles`, decoded batch by batch when indexed.
     """
 
     name: str
-    x_train: np.ndarray
+    x_train: Images
     y_train: np.ndarray
-    x_val: np.ndarray
+    x_val: Images
     y_val: np.ndarray
-    x_test: np.ndarray
+    x_test: Images
     y_test: np.ndarray
     num_classes: int
     labels: tuple[str, ...]
@@ -37,7 +41,8 @@ class Dataset:
         rows = []
         for split in ("train", "val", "test"):
             x, y = getattr(self, "x_" + split), getattr(self, "y_" + split)
-            rows.append(f"{split:5s} x={x.shape} y={y.shape}")
+            streamed = " (streamed from disk)" if is_streamed(x) else ""
+            rows.append(f"{split:5s} x={x.shape} y={y.shape}{streamed}")
         rows.append(
             f"input {self.preprocessing}, range [{self.input_range[0]:g}, {self.input_range[1]:g}]"
         )
@@ -45,8 +50,8 @@ class Dataset:
 
 
 def split_train_val(
-    x: np.ndarray, y: np.ndarray, val_fraction: float = 0.2, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    x: Images, y: np.ndarray, val_fraction: float = 0.2, seed: int = 0
+) -> tuple[Images, np.ndarray, Images, np.ndarray]:
     """Shuffle with a fixed seed and split off `val_fraction` for validation.
 
     Seed protocol: 80/20 with the run's seed.
@@ -56,7 +61,7 @@ def split_train_val(
     order = np.random.default_rng(seed).permutation(len(x))
     n_val = int(round(len(x) * val_fraction))
     val, train = order[:n_val], order[n_val:]
-    return x[train], y[train], x[val], y[val]
+    return take(x, train), y[train], take(x, val), y[val]
 
 
 def stratified_split(
@@ -82,13 +87,11 @@ def stratified_split(
     return train_index, test_index
 
 
-def hold_out_test(
-    x: np.ndarray, y: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def hold_out_test(x: Images, y: np.ndarray) -> tuple[Images, np.ndarray, Images, np.ndarray]:
     """(x_train, y_train, x_test, y_test) for a source without its own test split: a fixed
     seeded, stratified `TEST_FRACTION` of each class is held out."""
     train, test = stratified_split(y, TEST_FRACTION, TEST_SPLIT_SEED)
-    return x[train], y[train], x[test], y[test]
+    return take(x, train), y[train], take(x, test), y[test]
 
 
 def capped_indices(labels: np.ndarray, max_images: int, seed: int = 0) -> np.ndarray:

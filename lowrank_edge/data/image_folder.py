@@ -4,6 +4,8 @@ Classes are the sub-folder names, sorted; images are the .bmp/.gif/.jpeg/.jpg/.p
 anywhere under each (a GIF's first frame). `train/` and `test/` sub-folders, when both exist,
 are the splits; otherwise a seeded, stratified fifth of each class is the test split. Headers
 are read first: the target size and the memory bound are settled before anything is decoded.
+A folder whose float32 images exceed the bound is streamed: its splits stay on disk as
+`ImageFiles`, decoded batch by batch by whoever uses them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from lowrank_edge.data.dataset import capped_indices, hold_out_test
+from lowrank_edge.data.image_files import ImageFiles
 from lowrank_edge.data.images import (
     IMAGE_SUFFIXES,
     ImageShape,
@@ -22,7 +25,7 @@ from lowrank_edge.data.images import (
     read_image,
     resolve_shape,
 )
-from lowrank_edge.data.raw import MAX_DECODED_BYTES, RawSplits, check_decoded_bytes
+from lowrank_edge.data.raw import MAX_DECODED_BYTES, RawSplits, decoded_bytes
 from lowrank_edge.errors import DataFormatError
 from lowrank_edge.logs import Log, log_stderr
 
@@ -40,6 +43,7 @@ def read_image_folder(
     channels; None where the images decide), default preprocessing `byte`.
 
     `max_images` keeps at most that many images per class and split (a draw seeded by `seed`).
+    Images that would take over `max_bytes` as float32 (0: any) are streamed from disk.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -56,8 +60,18 @@ def read_image_folder(
     log(f"[data] {folder}: {len(listed):,} images in {len(classes)} classes")
     found = [(path.name, image_header(path)) for path, _ in listed]
     target = resolve_shape(wanted, found, str(folder))
-    check_decoded_bytes(len(listed), target, max_bytes, str(folder))
-    arrays = {split: _decode(entries, target) for split, entries in files.items()}
+    needed = decoded_bytes(len(listed), target)
+    if needed > max_bytes:
+        why = (
+            "as asked"
+            if max_bytes == 0
+            else f"{needed / 2**30:.1f} GiB as float32, over the {max_bytes / 2**30:.1f} GiB "
+            "held in memory"
+        )
+        log(f"[data] {folder}: streamed from disk, batch by batch ({why})")
+        arrays = {split: _on_disk(entries, target) for split, entries in files.items()}
+    else:
+        arrays = {split: _decode(entries, target) for split, entries in files.items()}
     if has_splits:
         (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
     else:
@@ -133,9 +147,18 @@ def _capped(entries: list[tuple[Path, int]], max_images: int, seed: int) -> list
     return [entries[i] for i in capped_indices(labels, max_images, seed)]
 
 
+def _on_disk(entries: list[tuple[Path, int]], target: ImageShape) -> tuple[ImageFiles, np.ndarray]:
+    """The listed files as images decoded on demand, with their int64 labels."""
+    return ImageFiles(tuple(str(path) for path, _ in entries), target), _labels(entries)
+
+
+def _labels(entries: list[tuple[Path, int]]) -> np.ndarray:
+    return np.array([label for _, label in entries], dtype=np.int64)
+
+
 def _decode(entries: list[tuple[Path, int]], target: ImageShape) -> tuple[np.ndarray, np.ndarray]:
     """Decode every listed file into one uint8 (N, H, W, C) array, with its int64 labels."""
     images = np.empty((len(entries), target.height, target.width, target.channels), np.uint8)
     for index, (path, _) in enumerate(entries):
         images[index] = read_image(path, target)
-    return images, np.array([label for _, label in entries], dtype=np.int64)
+    return images, _labels(entries)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lowrank_edge.data.dataset import Dataset, split_train_val
+from lowrank_edge.data.image_files import Images, is_streamed
 from lowrank_edge.data.images import ImageShape, fit_arrays
 from lowrank_edge.errors import DataFormatError
 from lowrank_edge.runtime.preprocess import (
@@ -23,19 +24,21 @@ from lowrank_edge.runtime.preprocess import (
 )
 
 MAX_DECODED_BYTES = 4 << 30  # the most the float32 images of one dataset may take in memory
+PIXEL_RANGE = (0.0, 255.0)  # what decoded image files hold, before preprocessing
 
 
 @dataclass(frozen=True)
 class RawSplits:
     """Upright images (N, H, W) or (N, H, W, C) and int64 labels (N,) for train and test.
 
-    Images are uint8 pixels, or float for sources that hold prepared values;
-    `preprocessing` is the source's default way to model inputs (MNIST/EMNIST: `unit`).
+    Images are uint8 pixels, or float for sources that hold prepared values, or (a folder too
+    large for memory) `ImageFiles` already fitted to the model's input; `preprocessing` is the
+    source's default way to model inputs (MNIST/EMNIST: `unit`).
     """
 
-    x_train: np.ndarray
+    x_train: Images
     y_train: np.ndarray
-    x_test: np.ndarray
+    x_test: Images
     y_test: np.ndarray
     num_classes: int
     labels: tuple[str, ...]
@@ -84,18 +87,15 @@ def to_dataset(
             f"{raw.source}: {raw.num_classes} class(es) and {len(raw.x_train)} training images; "
             "a classifier needs at least two classes and some training images"
         )
-    x_train, x_test = with_channels(raw.x_train), with_channels(raw.x_test)
-    if target is not None:
-        check_decoded_bytes(len(x_train) + len(x_test), target, max_bytes, raw.source)
-        x_train, x_test = fit_arrays(x_train, target), fit_arrays(x_test, target)
+    if is_streamed(raw.x_train):  # fitted as they are read, decoded only when used
+        x_train, x_test = raw.x_train, raw.x_test
     else:
-        shape = ImageShape(*x_train.shape[1:])
-        check_decoded_bytes(len(x_train) + len(x_test), shape, max_bytes, raw.source)
+        x_train, x_test = _fitted_arrays(raw, target, max_bytes)
     check_channels(preprocessing, x_train.shape[-1])
     x_train, y_train, x_val, y_val = split_train_val(
         x_train, raw.y_train, val_fraction=val_fraction, seed=seed
     )
-    splits = [preprocess(x, preprocessing) for x in (x_train, x_val, x_test)]
+    splits = [_prepared(x, preprocessing) for x in (x_train, x_val, x_test)]
     return Dataset(
         name=name,
         x_train=splits[0],
@@ -112,22 +112,50 @@ def to_dataset(
     )
 
 
+def _fitted_arrays(
+    raw: RawSplits, target: ImageShape | None, max_bytes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """In-memory train/test images with channels, fitted to `target` (if given), within
+    `max_bytes` as float32."""
+    x_train, x_test = with_channels(raw.x_train), with_channels(raw.x_test)
+    shape = target if target is not None else ImageShape(*x_train.shape[1:])
+    check_decoded_bytes(len(x_train) + len(x_test), shape, max_bytes, raw.source)
+    if target is not None:
+        x_train, x_test = fit_arrays(x_train, target), fit_arrays(x_test, target)
+    return x_train, x_test
+
+
+def _prepared(images: Images, preprocessing: str) -> Images:
+    """Model inputs by `preprocessing`: computed now in memory, on decoding when streamed."""
+    if is_streamed(images):
+        return images.with_preprocessing(preprocessing)
+    return preprocess(images, preprocessing)
+
+
 def with_channels(images: np.ndarray) -> np.ndarray:
     """(N, H, W) -> (N, H, W, 1); (N, H, W, C) as it is."""
     return images[..., np.newaxis] if images.ndim == 3 else images
 
 
-def observed_range(arrays: list[np.ndarray]) -> tuple[float, float]:
-    """The (min, max) over every value of `arrays` ((0, 0) when they are empty)."""
+def observed_range(arrays: list[Images]) -> tuple[float, float]:
+    """The (min, max) over every value of `arrays` ((0, 0) when they are empty); streamed
+    image files (never decoded whole) give the pixel range 0..255."""
+    if any(is_streamed(a) for a in arrays):
+        return PIXEL_RANGE
     filled = [a for a in arrays if a.size]
     if not filled:
         return (0.0, 0.0)
     return (float(min(a.min() for a in filled)), float(max(a.max() for a in filled)))
 
 
+def decoded_bytes(count: int, shape: ImageShape) -> int:
+    """What `count` images of `shape` take as float32."""
+    return count * shape.height * shape.width * shape.channels * 4
+
+
 def check_decoded_bytes(count: int, shape: ImageShape, max_bytes: int, where: str) -> None:
     """Refuse, before decoding, images that would take over `max_bytes` as float32."""
-    needed = count * shape.height * shape.width * shape.channels * 4
+    needed = decoded_bytes(count, shape)
     if needed > max_bytes:
         per_image = max(1, needed // max(count, 1))
         raise DataFormatError(

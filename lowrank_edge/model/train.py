@@ -16,7 +16,9 @@ from typing import TextIO
 import numpy as np
 
 from lowrank_edge.data.dataset import Dataset
+from lowrank_edge.data.image_files import Images, is_streamed, iter_batches
 from lowrank_edge.errors import LowrankEdgeError
+from lowrank_edge.model.batches import DecodeErrors, prefetched, split_batches
 
 
 @dataclass(frozen=True)
@@ -142,18 +144,20 @@ def fit(model, data: Dataset, config: FitConfig) -> FitResult:
         callbacks.insert(0, _test_accuracy_callback(data))
     start_weights = model.get_weights() if config.keep_start else None
     start_val = accuracy(model, data.x_val, data.y_val) if config.keep_start else None
+    errors = DecodeErrors()
     start = time.perf_counter()
-    history = model.fit(
-        _training_batches(data, config),
-        validation_data=(data.x_val, data.y_val),
-        epochs=config.epochs,
-        shuffle=False,  # the tf.data pipeline shuffles (seeded) each epoch
-        callbacks=callbacks,
-        class_weight=balanced_class_weights(data.y_train, data.num_classes)
-        if config.balance_classes
-        else None,
-        verbose=1 if mode == 1 else 0,  # mode 2: the one-line logger above
-    )
+    with errors.raised_as_themselves():
+        history = model.fit(
+            _training_batches(data, config, errors),
+            validation_data=_validation_data(data, config, errors),
+            epochs=config.epochs,
+            shuffle=False,  # the tf.data pipeline shuffles (seeded) each epoch
+            callbacks=callbacks,
+            class_weight=balanced_class_weights(data.y_train, data.num_classes)
+            if config.balance_classes
+            else None,
+            verbose=1 if mode == 1 else 0,  # mode 2: the one-line logger above
+        )
     seconds = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     val_acc = hist.get("val_accuracy", [0.0])
@@ -198,16 +202,12 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, fl
     return {c: float(w) for c, w in enumerate(weights)}
 
 
-def _training_batches(data: Dataset, config: FitConfig):
+def _training_batches(data: Dataset, config: FitConfig, errors: DecodeErrors):
     """A shuffled, batched tf.data pipeline over the train split, with optional random shifts."""
     import keras
     import tensorflow as tf
 
-    batches = (
-        tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train))
-        .shuffle(len(data.x_train), seed=config.seed, reshuffle_each_iteration=True)
-        .batch(config.batch_size)
-    )
+    batches = split_batches(data.x_train, data.y_train, config.batch_size, errors, seed=config.seed)
     if config.augment:
         height, width = data.x_train.shape[1:3]
         shift = keras.layers.RandomTranslation(
@@ -216,10 +216,18 @@ def _training_batches(data: Dataset, config: FitConfig):
         batches = batches.map(
             lambda x, y: (shift(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
         )
-    return batches.prefetch(tf.data.AUTOTUNE)
+    return prefetched(batches, data.x_train)
 
 
-def accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
+def _validation_data(data: Dataset, config: FitConfig, errors: DecodeErrors):
+    """The validation split as Keras takes it: arrays, or in-order batches when streamed."""
+    if not is_streamed(data.x_val):
+        return data.x_val, data.y_val
+    batches = split_batches(data.x_val, data.y_val, config.batch_size, errors)
+    return prefetched(batches, data.x_val)
+
+
+def accuracy(model, x: Images, y: np.ndarray, batch_size: int = 512) -> float:
     """Top-1 accuracy of a logits or probabilities model on (x, y), without compiling it."""
     if len(x) == 0:
         raise ValueError("cannot compute accuracy on an empty split")
@@ -227,6 +235,10 @@ def accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> floa
     return float(np.mean(np.argmax(logits, axis=-1) == y))
 
 
-def predict_logits(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Model outputs for `x` as a numpy array, in batches (no progress bar)."""
-    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+def predict_logits(model, x: Images, batch_size: int = 512) -> np.ndarray:
+    """Model outputs for `x` as a numpy array, in batches (no progress bar); a split streamed
+    from disk is decoded one batch ahead of the model, never whole."""
+    if not is_streamed(x):
+        return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    parts = [np.asarray(model.predict_on_batch(batch)) for batch in iter_batches(x, batch_size)]
+    return np.concatenate(parts) if parts else np.zeros((0, *model.output_shape[1:]), np.float32)
