@@ -6,8 +6,13 @@ import pytest
 from harness.models import low_rank_kernel
 from keras import layers
 
-from lowrank_edge.compress.factor import balance_factors, factor_matrix, split_kernel
-from lowrank_edge.compress.split import LayerFactors, split_layer
+from lowrank_edge.compress.factor import (
+    balance_factors,
+    factor_kernels,
+    factor_matrix,
+    split_kernel,
+)
+from lowrank_edge.compress.split import split_layer
 from lowrank_edge.compress.whiten import whitened_factors
 
 
@@ -136,18 +141,15 @@ def test_balanced_factors_keep_the_product_and_equal_norms(shape):
     assert np.max(norm_b / norm_a) > 10  # the unbalanced whitened pair really was out of scale
 
 
-def test_split_layer_balances_given_factors_of_a_conv_in_its_dtype():
-    conv = layers.Conv2D(6, 3, use_bias=False)
-    conv.build((None, 8, 8, 4))
-    a, b = split_kernel(conv.kernel.numpy(), 3)
-    skewed = LayerFactors(a * 1e-3, b * 1e3)
-    split = split_layer(conv, 3, skewed)
-    kernel_a, kernel_b = split.weights[0][0], split.weights[1][0]
+def test_factor_kernels_balance_a_skewed_pair_into_conv_kernels_in_their_dtype():
+    a, b = factor_matrix(np.random.default_rng(4).normal(size=(36, 6)), 3)
+    kernel_a, kernel_b = factor_kernels(a * 1e-3, b * 1e3, (3, 3, 4, 6), np.float32)
+    assert kernel_a.shape == (3, 3, 4, 3) and kernel_b.shape == (1, 1, 3, 6)
     assert kernel_a.dtype == kernel_b.dtype == np.float32
     norm_a, norm_b = _component_norms(kernel_a, kernel_b)
     np.testing.assert_allclose(norm_a, norm_b, rtol=1e-5)
     product = kernel_a.reshape(-1, 3) @ kernel_b.reshape(3, 6)
-    np.testing.assert_allclose(product, a.reshape(-1, 3) @ b.reshape(3, 6), atol=1e-6)
+    np.testing.assert_allclose(product, a @ b, atol=1e-5 * np.abs(a @ b).max())
 
 
 def test_a_zero_component_is_left_alone():

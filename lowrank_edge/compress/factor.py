@@ -3,8 +3,9 @@
 W (m, n) = U S V^T is truncated to rank r and split evenly: A = U_r sqrt(S_r) (m, r) and
 B = sqrt(S_r) V_r^T (r, n), so neither factor carries all the scale (better conditioned for
 fine-tuning and quantisation). Other factorisers (whitened, layer by layer) do not split evenly;
-`balance_factors` rescales any pair so each rank component carries equal norm on both sides,
-and `split.split_layer` applies it to every pair it builds. A takes the kernel's leading axes
+`balance_factors` rescales any pair so each rank component carries equal norm on both sides;
+`factor_kernels`, which every factoriser's pair passes through on its way to layer kernels,
+applies it in float64 before the cast. A takes the kernel's leading axes
 back: a Conv2D kernel (kh, kw, cin, cout) gives A (kh, kw, cin, r) and B (1, 1, r, cout); a
 Dense kernel gives A (in, r) and B (r, out).
 """
@@ -28,7 +29,9 @@ def factor_matrix(matrix: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray
 def factor_kernels(
     a: np.ndarray, b: np.ndarray, kernel_shape: tuple[int, ...], dtype
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Matrix factors (m, r), (r, n) reshaped to layer kernels (..., r), (1, ..., 1, r, n)."""
+    """Matrix factors (m, r), (r, n) balanced (`balance_factors`) and reshaped to layer kernels
+    (..., r), (1, ..., 1, r, n) in `dtype`."""
+    a, b = balance_factors(np.asarray(a, np.float64), np.asarray(b, np.float64))
     rank = a.shape[1]
     ones = (1,) * (len(kernel_shape) - 2)
     return (

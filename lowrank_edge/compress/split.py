@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from lowrank_edge.compress.factor import balance_factors, split_kernel
+from lowrank_edge.compress.factor import split_kernel
 
 FIRST_SUFFIX = "_lr_a"
 SECOND_SUFFIX = "_lr_b"
@@ -78,8 +78,7 @@ def split_layer(
 ) -> LayerSplit:
     """The factor pair for a stock Conv2D (groups=1) or Dense layer at `rank`, weights set.
 
-    The weights are the plain SVD factors of the kernel unless `factors` gives them; either
-    way each rank component is balanced (`balance_factors`), the product unchanged.
+    The weights are the plain SVD factors of the kernel unless `factors` gives them.
     """
     kind = type(layer)
     if kind not in (keras.layers.Conv2D, keras.layers.Dense):
@@ -93,7 +92,6 @@ def split_layer(
         kernel_a = np.asarray(factors.kernel_a, dtype=dtype)
         kernel_b = np.asarray(factors.kernel_b, dtype=dtype)
         bias = factors.bias
-    kernel_a, kernel_b = balance_factors(kernel_a, kernel_b)
     size_key = "filters" if kind is keras.layers.Conv2D else "units"
 
     first = {**_base_config(layer), **_LINEAR_NO_BIAS, size_key: rank}
