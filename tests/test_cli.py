@@ -137,6 +137,23 @@ def test_compress_refuses_to_replace_output(trained, tmp_path):
             ["pipeline", "--dataset", "mnist", "--export", "tflite", "--onnx-variants", "int8-qdq"],
             "--onnx-variants applies to exported files: add --export onnx",
         ),
+        (
+            ["compress", "{model}", "--rank", "2", "--finetune-epochs", "0", "--distill"],
+            "--distill applies to fine-tuning, which --finetune-epochs 0 turns off",
+        ),
+        (
+            ["compress", "{model}", "--rank", "2", "--finetune-epochs", "0", "--freeze-bn"]
+            + ["--finetune-optimizer", "sgd", "--finetune-warmup", "0.1"],
+            "--finetune-warmup and --finetune-optimizer and --freeze-bn apply to fine-tuning",
+        ),
+        (
+            ["pipeline", "--dataset", "mnist", "--distill-alpha", "0.5"],
+            "--distill-alpha applies with --distill",
+        ),
+        (
+            ["pipeline", "--dataset", "mnist", "--finetune-warmup", "2"],
+            "--finetune-warmup 2 epochs takes the whole run of 2 epochs",
+        ),
     ],
 )
 def test_user_mistakes_give_one_error_line(args, message, trained, tmp_path):
@@ -319,6 +336,36 @@ def test_compress_passes_its_finetuning_options_and_the_old_lr_spelling(
     assert result.stderr.splitlines()[0] == (
         "warning: compress --lr is deprecated; use --finetune-lr"
     )
+
+
+def test_compress_and_pipeline_pass_the_finetuning_recipe(monkeypatch, trained, mnist_dir):
+    import lowrank_edge.pipeline.run as run_module
+
+    seen = {}
+
+    def capture_compress(model, options, data, finetune, log):
+        seen["compress"] = finetune
+        raise LowrankEdgeError("options captured")
+
+    def capture_pipeline(config, data, log):
+        seen["pipeline"] = config.finetune
+        raise LowrankEdgeError("options captured")
+
+    monkeypatch.setattr(run_module, "compress_and_finetune", capture_compress)
+    monkeypatch.setattr(run_module, "run_pipeline", capture_pipeline)
+    recipe = ["--distill", "--distill-temperature", "2", "--finetune-warmup", "0.25"]
+    recipe += ["--finetune-optimizer", "sgd", "--freeze-bn"]
+    data = ["--dataset", "mnist", "--data-dir", str(mnist_dir)]
+    for command in (["compress", str(trained), "--rank", "2"], ["pipeline"]):
+        for args in ([], recipe):
+            result = CliRunner().invoke(main, [*command, *data, *args])
+            assert "error: options captured" in result.output, result.output
+            finetune = seen[command[0]]
+            got = (finetune.distill, finetune.distill_temperature, finetune.distill_alpha)
+            got += (finetune.warmup, finetune.optimizer, finetune.freeze_bn)
+            # defaults: today's recipe; given: as asked (alpha keeps its default)
+            assert got == ((True, 2.0, 0.9, 0.25, "sgd", True) if args else
+                           (False, 4.0, 0.9, 0.0, "adam", False)), command  # fmt: skip
 
 
 # --- one style for options that take several values ---------------------------------------

@@ -213,3 +213,23 @@ def test_tall_kernels_get_the_same_factors_without_the_cholesky_route(rank):
     expected = np.linalg.solve(s, (u[:, :rank] * values[:rank]) @ vt[:rank])
     np.testing.assert_allclose(a @ b, expected, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(np.linalg.norm(s @ a, axis=0) ** 2, values[:rank], rtol=1e-7)
+
+
+def test_balancing_the_fitted_factors_leaves_the_compressed_model_outputs_unchanged(monkeypatch):
+    from lowrank_edge.compress import factor
+
+    model = build_residual_model(rank=3)
+    x = sample_inputs(model, n=16)
+    analysis = analyse_model(model)
+    plan = choose_ranks(analysis, FractionPolicy(0.5), break_even=False)
+    balanced = fitted_factors(analysis, plan, x).factors
+    monkeypatch.setattr(factor, "balance_factors", lambda a, b: (a, b))  # as before balancing
+    unbalanced = fitted_factors(analysis, plan, x).factors
+    assert any(
+        not np.allclose(balanced[p].kernel_a, unbalanced[p].kernel_a, rtol=1e-3) for p in balanced
+    )  # balancing did rescale the whitened pairs
+    outputs = [
+        model_outputs(apply_plan(analysis, plan, f).model, x) for f in (balanced, unbalanced)
+    ]
+    # float32 rounding of the rescaled factors only: 1e-5 of the output scale
+    np.testing.assert_allclose(*outputs, atol=1e-5 * np.max(np.abs(outputs[1])))

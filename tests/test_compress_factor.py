@@ -6,8 +6,14 @@ import pytest
 from harness.models import low_rank_kernel
 from keras import layers
 
-from lowrank_edge.compress.factor import factor_matrix, split_kernel
+from lowrank_edge.compress.factor import (
+    balance_factors,
+    factor_kernels,
+    factor_matrix,
+    split_kernel,
+)
 from lowrank_edge.compress.split import split_layer
+from lowrank_edge.compress.whiten import whitened_factors
 
 
 def test_full_rank_factors_reconstruct_the_matrix():
@@ -107,3 +113,47 @@ def test_dense_pair_keeps_activation_and_bias_on_the_second_factor():
 def test_split_rejects_other_layers():
     with pytest.raises(TypeError, match="can only split Conv2D or Dense, got DepthwiseConv2D"):
         split_layer(layers.DepthwiseConv2D(3), 1)
+
+
+def _component_norms(a, b):
+    rank = a.shape[-1]
+    norm_a = np.linalg.norm(a.reshape(-1, rank), axis=0)
+    norm_b = np.linalg.norm(np.moveaxis(b, -2, 0).reshape(rank, -1), axis=1)
+    return norm_a, norm_b
+
+
+@pytest.mark.parametrize("shape", [(12, 7), (7, 12)])  # n <= m takes the eigen route
+def test_balanced_factors_keep_the_product_and_equal_norms(shape):
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=shape)
+    x = rng.normal(size=(200, shape[0])) * np.logspace(0, -3, shape[0])  # skewed inputs
+    pairs = {
+        "svd": factor_matrix(w, 4),
+        "whitened": whitened_factors(x.T @ x * 1e3, w, 4),  # summed moments: out of scale
+    }
+    for name, (a, b) in pairs.items():
+        balanced_a, balanced_b = balance_factors(a, b)
+        product_error = np.linalg.norm(balanced_a @ balanced_b - a @ b) / np.linalg.norm(w)
+        assert product_error < 1e-5, name
+        norm_a, norm_b = _component_norms(balanced_a, balanced_b)
+        np.testing.assert_allclose(norm_a, norm_b, rtol=1e-6, err_msg=name)
+    norm_a, norm_b = _component_norms(*pairs["whitened"])
+    assert np.max(norm_b / norm_a) > 10  # the unbalanced whitened pair really was out of scale
+
+
+def test_factor_kernels_balance_a_skewed_pair_into_conv_kernels_in_their_dtype():
+    a, b = factor_matrix(np.random.default_rng(4).normal(size=(36, 6)), 3)
+    kernel_a, kernel_b = factor_kernels(a * 1e-3, b * 1e3, (3, 3, 4, 6), np.float32)
+    assert kernel_a.shape == (3, 3, 4, 3) and kernel_b.shape == (1, 1, 3, 6)
+    assert kernel_a.dtype == kernel_b.dtype == np.float32
+    norm_a, norm_b = _component_norms(kernel_a, kernel_b)
+    np.testing.assert_allclose(norm_a, norm_b, rtol=1e-5)
+    product = kernel_a.reshape(-1, 3) @ kernel_b.reshape(3, 6)
+    np.testing.assert_allclose(product, a @ b, atol=1e-5 * np.abs(a @ b).max())
+
+
+def test_a_zero_component_is_left_alone():
+    a, b = np.array([[1.0, 0.0], [2.0, 0.0]]), np.array([[4.0, 0.0], [3.0, 5.0]])
+    balanced_a, balanced_b = balance_factors(a, b)
+    np.testing.assert_allclose(balanced_a @ balanced_b, a @ b)
+    np.testing.assert_array_equal(balanced_b[1], b[1])

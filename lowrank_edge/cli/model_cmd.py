@@ -27,6 +27,7 @@ from lowrank_edge.cli.options import (
     energy_option,
     factoriser_options,
     finetune_options,
+    finetune_recipe_from,
     latency_options,
     latency_target_option,
     latency_targets_option,
@@ -182,6 +183,7 @@ def compress(
     if old_lr is not None:
         warn_deprecated("compress --lr is deprecated; use --finetune-lr")
         finetune_lr = old_lr
+    recipe = finetune_recipe_from(compression, finetune_epochs)
     options = compress_options_from(
         compression, energy=energy, target_macs=target_macs, target_params=target_params, seed=seed
     )
@@ -212,6 +214,7 @@ def compress(
             balance_classes=balance_classes,
             keep_start=True,
             from_logits=from_logits,
+            **recipe,
         )
         if finetune_epochs
         else None
@@ -392,6 +395,7 @@ def pipeline(
     ):
         if variants != ("float32",) and fmt not in (export_formats or ()):
             raise LowrankEdgeError(f"{flag} applies to exported files: add --export {fmt}")
+    recipe = finetune_recipe_from(compression, finetune_epochs)
     if max_quant_drop != DEFAULT_MAX_QUANT_DROP and not export_formats:
         raise LowrankEdgeError("--max-quant-drop applies to exported files: add --export")
     common = {"batch_size": batch_size, "augment": augment, "balance_classes": balance_classes}
@@ -413,6 +417,7 @@ def pipeline(
             track_test=True,
             keep_start=True,
             from_logits=from_logits,
+            **recipe,
             **common,
         ),
         compress=compress_options_from(compression, seed=seed),

@@ -446,7 +446,7 @@ finetune_options = apply_options(
         default=1e-3,
         show_default=True,
         type=click.FloatRange(0, min_open=True),
-        help="Fine-tuning peak learning rate (Adam, cosine decay).",
+        help="Fine-tuning peak learning rate (cosine decay, after any --finetune-warmup).",
     ),
     click.option(
         "--patience",
@@ -463,7 +463,96 @@ finetune_options = apply_options(
         show_default="auto: probabilities when the model's output layer is a softmax, else logits",
         help="Whether the fine-tuning loss reads the model's outputs as logits.",
     ),
+    click.option(
+        "--distill/--no-distill",
+        "distill",
+        default=False,
+        show_default=True,
+        help="Fine-tune on the original model's soft targets (knowledge distillation, the "
+        "original frozen on the same augmented batch) as well as on the labels.",
+    ),
+    click.option(
+        "--distill-temperature",
+        type=click.FloatRange(0, min_open=True),
+        default=None,
+        show_default="4",
+        help="With --distill: the softmax temperature T of the soft targets.",
+    ),
+    click.option(
+        "--distill-alpha",
+        type=click.FloatRange(0, 1),
+        default=None,
+        show_default="0.9",
+        help="With --distill: loss = alpha * T^2 * KL(teacher || student) + (1 - alpha) * "
+        "cross-entropy on the labels.",
+    ),
+    click.option(
+        "--finetune-warmup",
+        type=click.FloatRange(0),
+        default=0.0,
+        show_default=True,
+        metavar="FRACTION_OR_EPOCHS",
+        help="Linear warm-up of the fine-tuning rate from 0, then cosine decay: below 1 a "
+        "fraction of the run, else a number of epochs (0: none).",
+    ),
+    click.option(
+        "--finetune-optimizer",
+        type=click.Choice(["adam", "sgd"]),
+        default="adam",
+        show_default=True,
+        help="Fine-tuning optimizer (sgd: Nesterov momentum 0.9).",
+    ),
+    click.option(
+        "--freeze-bn/--no-freeze-bn",
+        "freeze_bn",
+        default=False,
+        show_default=True,
+        help="Fine-tune with every BatchNormalization layer frozen (inference mode, its "
+        "statistics and scale fixed).",
+    ),
 )
+
+
+def finetune_recipe_from(params: dict[str, Any], finetune_epochs: int) -> dict[str, Any]:
+    """Take the fine-tuning recipe options out of `params` as FitConfig fields, refusing one
+    that does not apply (any without fine-tuning; a distillation setting without --distill)."""
+    from lowrank_edge.model.recipe import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, check_warmup
+
+    recipe = {
+        "distill": params.pop("distill"),
+        "distill_temperature": params.pop("distill_temperature"),
+        "distill_alpha": params.pop("distill_alpha"),
+        "warmup": params.pop("finetune_warmup"),
+        "optimizer": params.pop("finetune_optimizer"),
+        "freeze_bn": params.pop("freeze_bn"),
+    }
+    given = [
+        flag
+        for flag, value in (
+            ("--distill", recipe["distill"] or None),
+            ("--distill-temperature", recipe["distill_temperature"]),
+            ("--distill-alpha", recipe["distill_alpha"]),
+            ("--finetune-warmup", recipe["warmup"] or None),
+            ("--finetune-optimizer", None if recipe["optimizer"] == "adam" else "sgd"),
+            ("--freeze-bn", recipe["freeze_bn"] or None),
+        )
+        if value is not None
+    ]
+    if given and finetune_epochs == 0:
+        raise LowrankEdgeError(
+            f"{' and '.join(given)} {'applies' if len(given) == 1 else 'apply'} to "
+            "fine-tuning, which --finetune-epochs 0 turns off"
+        )
+    for flag in ("--distill-temperature", "--distill-alpha"):
+        if flag in given and not recipe["distill"]:
+            raise LowrankEdgeError(f"{flag} applies with --distill")
+    if finetune_epochs:
+        check_warmup(recipe["warmup"], finetune_epochs)
+    if recipe["distill_temperature"] is None:
+        recipe["distill_temperature"] = DEFAULT_TEMPERATURE
+    if recipe["distill_alpha"] is None:
+        recipe["distill_alpha"] = DEFAULT_ALPHA
+    return recipe
 
 
 # --- compression --------------------------------------------------------------------------

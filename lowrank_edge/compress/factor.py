@@ -2,9 +2,12 @@
 
 W (m, n) = U S V^T is truncated to rank r and split evenly: A = U_r sqrt(S_r) (m, r) and
 B = sqrt(S_r) V_r^T (r, n), so neither factor carries all the scale (better conditioned for
-fine-tuning and quantisation). A takes the kernel's leading axes back: a Conv2D kernel
-(kh, kw, cin, cout) gives A (kh, kw, cin, r) and B (1, 1, r, cout); a Dense kernel gives
-A (in, r) and B (r, out).
+fine-tuning and quantisation). Other factorisers (whitened, layer by layer) do not split evenly;
+`balance_factors` rescales any pair so each rank component carries equal norm on both sides;
+`factor_kernels`, which every factoriser's pair passes through on its way to layer kernels,
+applies it in float64 before the cast. A takes the kernel's leading axes
+back: a Conv2D kernel (kh, kw, cin, cout) gives A (kh, kw, cin, r) and B (1, 1, r, cout); a
+Dense kernel gives A (in, r) and B (r, out).
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ def factor_matrix(matrix: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray
 def factor_kernels(
     a: np.ndarray, b: np.ndarray, kernel_shape: tuple[int, ...], dtype
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Matrix factors (m, r), (r, n) reshaped to layer kernels (..., r), (1, ..., 1, r, n)."""
+    """Matrix factors (m, r), (r, n) balanced (`balance_factors`) and reshaped to layer kernels
+    (..., r), (1, ..., 1, r, n) in `dtype`."""
+    a, b = balance_factors(np.asarray(a, np.float64), np.asarray(b, np.float64))
     rank = a.shape[1]
     ones = (1,) * (len(kernel_shape) - 2)
     return (
@@ -40,3 +45,21 @@ def split_kernel(kernel: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]
     kernel = np.asarray(kernel)
     a, b = factor_matrix(kernel_matrix(kernel), rank)
     return factor_kernels(a, b, kernel.shape, kernel.dtype)
+
+
+def balance_factors(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(A, B) rescaled per rank component so that ||A[..., i]|| == ||B[..., i, :]||.
+
+    A is (..., r) and B (..., r, n) (matrices or layer kernels); the product A.B is unchanged
+    up to rounding. Balanced pairs suit float16, weight decay and training (a whitened pair
+    can be 1e-3 against 1e1). A component with a zero side is left as it is. In A's dtype.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    wide_a, wide_b = a.astype(np.float64), b.astype(np.float64)
+    rank = a.shape[-1]
+    norm_a = np.linalg.norm(wide_a.reshape(-1, rank), axis=0)
+    norm_b = np.linalg.norm(np.moveaxis(wide_b, -2, 0).reshape(rank, -1), axis=1)
+    usable = (norm_a > 0) & (norm_b > 0)
+    scale = np.sqrt(np.where(usable, norm_b, 1.0) / np.where(usable, norm_a, 1.0))
+    balanced_b = wide_b / np.expand_dims(scale, -1)
+    return (wide_a * scale).astype(a.dtype), balanced_b.astype(b.dtype)

@@ -1,9 +1,10 @@
 """Training and fine-tuning: compile, fit with a seeded run, evaluate.
 
-Fine-tuning uses early stopping on validation accuracy and restores the best
-weights, so it never hands back a model worse than its best epoch. Progress is a
-Keras bar on a terminal and one plain line per epoch otherwise (logs, pipes, CI),
-so a redirected log holds no progress-bar frames.
+Fine-tuning uses early stopping on validation accuracy and restores the best weights, so it
+never hands back a model worse than its best epoch. It may distil from the original model
+(`distill`) and choose its warm-up, optimizer and BatchNorm mode (`recipe`). Progress is a
+Keras bar on a terminal and one plain line per epoch otherwise (logs, pipes, CI), so a
+redirected log holds no progress-bar frames.
 """
 
 from __future__ import annotations
@@ -19,6 +20,17 @@ from lowrank_edge.data.dataset import Dataset
 from lowrank_edge.data.image_files import Images, is_streamed, iter_batches
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.model.batches import DecodeErrors, prefetched, split_batches
+from lowrank_edge.model.recipe import (
+    DEFAULT_ALPHA,
+    DEFAULT_TEMPERATURE,
+    OPTIMIZERS,
+    check_distill_settings,
+    check_warmup,
+    frozen_batchnorm,
+    learning_rate,
+    make_optimizer,
+    warmup_steps,
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,35 @@ class FitConfig:
     track_test: bool = False  # log test accuracy after each epoch (reported, never selected on)
     keep_start: bool = False  # hand back the starting weights if no epoch beats them on val
     from_logits: bool | None = None  # the loss reads logits (True) or probabilities; None: head
+    distill: bool = False  # soft targets from a teacher (the original model) given to `fit`
+    distill_temperature: float = DEFAULT_TEMPERATURE
+    distill_alpha: float = DEFAULT_ALPHA  # weight of the soft targets; 1 - alpha on the labels
+    warmup: float = 0.0  # linear warm-up: < 1 a fraction of the run, >= 1 epochs; 0 none
+    optimizer: str = "adam"  # or "sgd" (Nesterov, momentum 0.9)
+    freeze_bn: bool = False  # BatchNorm in inference mode, statistics fixed, during the fit
+
+    def recipe(self) -> dict:
+        """The fine-tuning recipe as recorded in FitResult (and so sidecars and results)."""
+        distill = None
+        if self.distill:
+            distill = {"temperature": self.distill_temperature, "alpha": self.distill_alpha}
+        return {
+            "distill": distill,
+            "warmup": self.warmup,
+            "optimizer": self.optimizer,
+            "freeze_bn": self.freeze_bn,
+        }
+
+    def check(self) -> None:
+        """One clear error for a setting out of range (before any slow work)."""
+        if self.epochs < 1:
+            raise ValueError("epochs must be >= 1")
+        if self.optimizer not in OPTIMIZERS:
+            raise LowrankEdgeError(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
+        check_distill_settings(self.distill_temperature, self.distill_alpha)
+        check_warmup(self.warmup, self.epochs)
 
 
 @dataclass
@@ -50,41 +91,59 @@ class FitResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
     from_logits: bool | None = None
+    recipe: dict = field(default_factory=dict)  # `FitConfig.recipe()`
 
     def to_dict(self) -> dict:
+        distilled = bool(self.recipe.get("distill"))
         return {
             "epochs_run": self.epochs_run,
             "best_epoch": self.best_epoch,
             "history": self.history,
             "seconds": round(self.seconds, 2),
-            "loss": "sparse_categorical_crossentropy",
+            "loss": "distillation" if distilled else "sparse_categorical_crossentropy",
             "from_logits": self.from_logits,
+            **self.recipe,
         }
 
 
-def compile_for_training(
-    model, learning_rate: float, decay_steps: int | None = None, from_logits: bool | None = None
-) -> bool:
-    """Compile with Adam (optionally cosine-decayed), cross-entropy and accuracy.
+def resolve_from_logits(model, from_logits: bool | None) -> bool:
+    """`from_logits` as given, else what the model's head says (`head.outputs_probabilities`)."""
+    from lowrank_edge.model.head import outputs_probabilities
 
-    The loss reads logits or probabilities as `from_logits` says; None follows the model's
-    head (`head.outputs_probabilities`). Returns the `from_logits` used.
+    return not outputs_probabilities(model) if from_logits is None else from_logits
+
+
+def compile_for_training(model, config: FitConfig, steps_per_epoch: int, teacher=None):
+    """The model that `fit` trains, compiled: `model` itself with cross-entropy, or a
+    `Distiller` around it with `teacher`; the optimizer and schedule follow the recipe.
+
+    Returns (the model to fit, the `from_logits` its loss reads).
     """
     import keras
 
-    from lowrank_edge.model.head import outputs_probabilities
+    from lowrank_edge.model.distill import Distiller
 
-    if from_logits is None:
-        from_logits = not outputs_probabilities(model)
-    rate = learning_rate
-    if decay_steps:
-        rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps, alpha=0.01)
-    model.compile(
-        optimizer=keras.optimizers.Adam(rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
-        metrics=["accuracy"],
+    from_logits = resolve_from_logits(model, config.from_logits)
+    total = steps_per_epoch * config.epochs
+    warmup = warmup_steps(config.warmup, steps_per_epoch, config.epochs)
+    rate = learning_rate(config.learning_rate, total, warmup, config.cosine_decay)
+    optimizer = make_optimizer(config.optimizer, rate)
+    if not config.distill:
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+            metrics=["accuracy"],
+        )
+        return model, from_logits
+    if teacher is None:
+        raise LowrankEdgeError("distillation needs the original model as the teacher")
+    wrapper = Distiller(
+        model, teacher, config.distill_temperature, config.distill_alpha, from_logits
     )
-    return from_logits
+    wrapper.compile(
+        optimizer=optimizer, metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")]
+    )
+    return wrapper, from_logits
 
 
 def progress_mode(verbose: int | None, stream: TextIO | None = None) -> int:
@@ -117,18 +176,28 @@ def _epoch_logger(epochs: int):
     return EpochLines()
 
 
-def fit(model, data: Dataset, config: FitConfig) -> FitResult:
-    """Train `model` in place on data.train, validating on data.val; returns what happened."""
+def fit(model, data: Dataset, config: FitConfig, teacher=None) -> FitResult:
+    """Train `model` in place on data.train, validating on data.val; returns what happened.
+
+    With `config.distill`, `teacher` (the original model, left untouched) gives soft targets.
+    """
     import keras
 
-    if config.epochs < 1:
-        raise ValueError("epochs must be >= 1")
+    config.check()
     mode = progress_mode(config.verbose)
     keras.utils.set_random_seed(config.seed)
-    steps = int(np.ceil(len(data.x_train) / config.batch_size)) * config.epochs
-    from_logits = compile_for_training(
-        model, config.learning_rate, steps if config.cosine_decay else None, config.from_logits
-    )
+    steps_per_epoch = int(np.ceil(len(data.x_train) / config.batch_size))
+    with frozen_batchnorm(model, config.freeze_bn):
+        trained, from_logits = compile_for_training(model, config, steps_per_epoch, teacher)
+        result = _fit_compiled(model, trained, data, config, mode)
+    result.from_logits, result.recipe = from_logits, config.recipe()
+    return result
+
+
+def _fit_compiled(model, trained, data: Dataset, config: FitConfig, mode: int) -> FitResult:
+    """Run Keras's fit of `trained` (`model`, or a wrapper training it) with the callbacks."""
+    import keras
+
     callbacks = [_epoch_logger(config.epochs)] if mode == 2 else []
     if config.patience is not None:
         callbacks.append(
@@ -141,13 +210,13 @@ def fit(model, data: Dataset, config: FitConfig) -> FitResult:
             )
         )
     if config.track_test:
-        callbacks.insert(0, _test_accuracy_callback(data))
+        callbacks.insert(0, _test_accuracy_callback(model, data))
     start_weights = model.get_weights() if config.keep_start else None
     start_val = accuracy(model, data.x_val, data.y_val) if config.keep_start else None
     errors = DecodeErrors()
     start = time.perf_counter()
     with errors.raised_as_themselves():
-        history = model.fit(
+        history = trained.fit(
             _training_batches(data, config, errors),
             validation_data=_validation_data(data, config, errors),
             epochs=config.epochs,
@@ -165,16 +234,10 @@ def fit(model, data: Dataset, config: FitConfig) -> FitResult:
     if start_weights is not None and accuracy(model, data.x_val, data.y_val) < start_val:
         model.set_weights(start_weights)  # fine-tuning only made it worse on validation
         best_epoch = 0
-    return FitResult(
-        epochs_run=len(val_acc),
-        best_epoch=best_epoch,
-        history=hist,
-        seconds=seconds,
-        from_logits=from_logits,
-    )
+    return FitResult(epochs_run=len(val_acc), best_epoch=best_epoch, history=hist, seconds=seconds)
 
 
-def _test_accuracy_callback(data: Dataset):
+def _test_accuracy_callback(model, data: Dataset):
     """A callback adding `test_accuracy` to each epoch's logs (so to the history).
 
     For reports such as "accuracy after 1 fine-tuning epoch"; early stopping and the restored
@@ -185,7 +248,7 @@ def _test_accuracy_callback(data: Dataset):
     class TestAccuracy(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if logs is not None:
-                logs["test_accuracy"] = accuracy(self.model, data.x_test, data.y_test)
+                logs["test_accuracy"] = accuracy(model, data.x_test, data.y_test)
 
     return TestAccuracy()
 

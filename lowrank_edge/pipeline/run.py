@@ -160,7 +160,7 @@ def compress_and_finetune(
     """Factorise `model` (left untouched) and, given data and epochs, fine-tune the result.
 
     The whitened factoriser and BatchNorm re-estimation draw their calibration images from
-    the training split only.
+    the training split only. With `finetune.distill`, the original model is the teacher.
     """
     from lowrank_edge.benchmark.reporting.progress import Progress
     from lowrank_edge.compress import compress_model
@@ -197,7 +197,8 @@ def compress_and_finetune(
         )
         if finetune is not None and finetune.epochs > 0:
             log(f"fine-tuning for up to {finetune.epochs} epochs")
-            out.finetune = fit(result.model, data, finetune)
+            teacher = model if finetune.distill else None  # the original, left untouched
+            out.finetune = fit(result.model, data, finetune, teacher=teacher)
             compression["finetune"] = {  # the sidecar says how it was fine-tuned
                 k: v for k, v in out.finetune.to_dict().items() if k != "history"
             }

@@ -1,0 +1,90 @@
+"""Distillation from the original model while fine-tuning its compressed copy.
+
+loss = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE(labels),
+per sample, weighted by the sample (class) weights and averaged over the batch like Keras's own
+losses. A head that outputs probabilities gives its logits back as log(clip(p)): softmax is
+shift-invariant, so softmax(log p / T) is the tempered softmax of the true logits. The teacher
+runs frozen, in inference mode, on the same (augmented) batch as the student. `Distiller` is a
+wrapper used only inside `fit`: the student is trained in place and saved as the plain model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import ops
+
+from lowrank_edge.errors import LowrankEdgeError
+
+PROBABILITY_FLOOR = 1e-7  # as Keras clips probabilities in its cross-entropy
+
+
+def as_logits(outputs, from_logits: bool):
+    """The outputs as logits: themselves, or log of the (clipped) probabilities."""
+    if from_logits:
+        return outputs
+    return ops.log(ops.clip(outputs, PROBABILITY_FLOOR, 1.0))
+
+
+def distillation_loss(
+    labels,
+    student,
+    teacher,
+    *,
+    temperature: float,
+    alpha: float,
+    from_logits: bool,
+    sample_weight=None,
+):
+    """The batch's distillation loss (a scalar); `student`/`teacher` are the models' outputs,
+    logits or probabilities as `from_logits` says (the same head on both)."""
+    soft_teacher = ops.softmax(as_logits(teacher, from_logits) / temperature, axis=-1)
+    log_student = ops.log_softmax(as_logits(student, from_logits) / temperature, axis=-1)
+    log_teacher = ops.log(ops.clip(soft_teacher, 1e-30, 1.0))
+    kl = ops.sum(soft_teacher * (log_teacher - log_student), axis=-1)
+    hard = keras.losses.sparse_categorical_crossentropy(labels, student, from_logits=from_logits)
+    per_sample = alpha * temperature**2 * kl + (1.0 - alpha) * hard
+    if sample_weight is not None:
+        per_sample = per_sample * ops.cast(ops.reshape(sample_weight, (-1,)), per_sample.dtype)
+    return ops.mean(per_sample)
+
+
+@dataclass(frozen=True, eq=False)
+class _Frozen:
+    """Holds the teacher out of Keras's tracking: its weights are neither trained nor saved."""
+
+    model: keras.Model
+
+
+class Distiller(keras.Model):
+    """Fit-time wrapper: calls the student; its loss also reads the frozen teacher."""
+
+    def __init__(self, student, teacher, temperature: float, alpha: float, from_logits: bool):
+        super().__init__(name=f"{student.name}_distiller")
+        if tuple(student.output_shape) != tuple(teacher.output_shape):
+            raise LowrankEdgeError(
+                f"distillation needs the same output shape in the original model "
+                f"{tuple(teacher.output_shape)} and the compressed one "
+                f"{tuple(student.output_shape)}"
+            )
+        self.student = student
+        self._teacher = _Frozen(teacher)
+        self.temperature, self.alpha, self.from_logits = temperature, alpha, from_logits
+
+    def call(self, inputs, training=False):
+        return self.student(inputs, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        teacher = ops.stop_gradient(self._teacher.model(x, training=False))
+        loss = distillation_loss(
+            y,
+            y_pred,
+            teacher,
+            temperature=self.temperature,
+            alpha=self.alpha,
+            from_logits=self.from_logits,
+            sample_weight=sample_weight,
+        )
+        extra = self.losses  # the student's regularisation losses, as a compiled loss adds
+        return loss + ops.sum(ops.stack(extra)) if extra else loss
