@@ -33,6 +33,8 @@ def build(arch: str, image_size: int, num_classes: int):
     """keras.applications `arch` for (image_size, image_size, 3), random weights, softmax head."""
     import keras
 
+    from lowrank_edge.model.recipe import batchnorm_layers
+
     shape = (image_size, image_size, 3)
     if arch == "MobileNetV2":
         inputs = keras.Input(shape, name="image")
@@ -43,17 +45,9 @@ def build(arch: str, image_size: int, num_classes: int):
         model = getattr(keras.applications, arch)(
             input_shape=shape, weights=None, classes=num_classes, include_preprocessing=True
         )
-    for layer in _all_layers(model):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.9
+    for layer in batchnorm_layers(model):
+        layer.momentum = 0.9
     return model
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _all_layers(layer)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
