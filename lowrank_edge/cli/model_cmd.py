@@ -188,6 +188,7 @@ def compress(
         compression, energy=energy, target_macs=target_macs, target_params=target_params, seed=seed
     )
     options.policy()  # validate the choice before any slow work
+    options.check_schedule(finetune_epochs)
     if options.target_latency is not None:
         options.latency.load()  # the table and its condition, before any slow work
     out = out or model_path.with_name(f"{options.label()}.keras")

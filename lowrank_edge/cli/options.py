@@ -509,6 +509,16 @@ finetune_options = apply_options(
         help="Fine-tune with every BatchNormalization layer frozen (inference mode, its "
         "statistics and scale fixed).",
     ),
+    click.option(
+        "--rank-schedule",
+        type=click.FloatRange(1, min_open=True),
+        default=None,
+        metavar="FACTOR",
+        help="Ranks that shrink while fine-tuning: compress to FACTOR times the "
+        "--target-macs/--target-params budget (at most all of it), then step the budget down "
+        "to the target, one stage an epoch; each stage re-truncates the factors data-aware on "
+        "the current weights and fine-tunes one epoch. Needs >= 2 fine-tuning epochs.",
+    ),
 )
 
 
@@ -848,6 +858,7 @@ def compress_options_from(
         latency=latency_target_from(params),
         speed_check=params.get("speed_check", True),
         max_checks=params.get("max_checks", 4),
+        rank_schedule=params.get("rank_schedule"),
     )
 
 

@@ -61,6 +61,7 @@ class CompressOptions:
     bn_recalibrate: bool = False  # re-estimate BatchNorm statistics on the calibration images
     sensitivity: str = "spectrum"  # budget errors: "spectrum" or "eval" (accuracy drops)
     sensitivity_images: int = 1000  # validation images for "eval"
+    rank_schedule: float | None = None  # start at this multiple of the budget, step down to it
     seed: int = 0
 
     def policy(self):
@@ -93,6 +94,27 @@ class CompressOptions:
         if self.latency is None:
             raise LowrankEdgeError(LATENCY_TABLE_NEEDED)
         return self.latency.budget(self.target_latency)
+
+    def check_schedule(self, finetune_epochs: int) -> None:
+        """One clear error when `rank_schedule` is set where it cannot apply: it steps a MAC or
+        parameter budget down over the fine-tuning epochs, one stage an epoch."""
+        if self.rank_schedule is None:
+            return
+        if not self.rank_schedule > 1:
+            raise LowrankEdgeError(
+                f"--rank-schedule must be > 1 (the starting budget as a multiple of the "
+                f"target), got {self.rank_schedule:g}"
+            )
+        if self.target_macs is None and self.target_params is None:
+            raise LowrankEdgeError(
+                "--rank-schedule steps a --target-macs or --target-params budget down while "
+                f"fine-tuning; it does not apply to {self.label()} (choose one of those budgets)"
+            )
+        if finetune_epochs < 2:
+            raise LowrankEdgeError(
+                "--rank-schedule fine-tunes one epoch per step, so it needs data and at least "
+                f"2 fine-tuning epochs, got {finetune_epochs}"
+            )
 
     def plan_kwargs(self) -> dict:
         """The keyword arguments of `plan_compression` / `compress_model` set here."""
@@ -161,6 +183,43 @@ def compress_and_finetune(
 
     The whitened factoriser and BatchNorm re-estimation draw their calibration images from
     the training split only. With `finetune.distill`, the original model is the teacher.
+    With `options.rank_schedule`, ranks shrink stage by stage while fine-tuning
+    (`pipeline.rank_schedule`).
+    """
+    epochs = finetune.epochs if finetune is not None and data is not None else 0
+    options.check_schedule(epochs)
+    if options.rank_schedule is not None:
+        from lowrank_edge.pipeline.rank_schedule import scheduled_compress_and_finetune
+
+        return scheduled_compress_and_finetune(model, options, data, finetune, log)
+    result, compression = compress_once(model, options, data, log)
+    out = CompressedModel(model=result.model, compression=compression)
+    if data is not None:
+        out.accuracy_before_finetune = accuracy_record(result.model, data)
+        log(
+            f"accuracy before fine-tuning: val {out.accuracy_before_finetune['val']:.4f} "
+            f"test {out.accuracy_before_finetune['test']:.4f}"
+        )
+        if epochs > 0:
+            log(f"fine-tuning for up to {finetune.epochs} epochs")
+            teacher = model if finetune.distill else None  # the original, left untouched
+            out.finetune = fit(result.model, data, finetune, teacher=teacher)
+            compression["finetune"] = finetune_record(out.finetune)
+            out.accuracy = accuracy_record(result.model, data)
+            log(
+                f"accuracy after fine-tuning: val {out.accuracy['val']:.4f} "
+                f"test {out.accuracy['test']:.4f}"
+            )
+        else:
+            out.accuracy = out.accuracy_before_finetune
+    return out
+
+
+def compress_once(model, options: CompressOptions, data: Dataset | None, log: Log = print):
+    """Factorise `model` (left untouched) as `options` say, without fine-tuning.
+
+    Returns (the `CompressionResult`, its record for the sidecar: options and latency
+    check included).
     """
     from lowrank_edge.benchmark.reporting.progress import Progress
     from lowrank_edge.compress import compress_model
@@ -187,29 +246,13 @@ def compress_and_finetune(
     compression["options"] = _options_record(options)
     if check is not None:
         compression["latency"] = check.record()
-    out = CompressedModel(model=result.model, compression=compression)
     log(_compression_summary(compression))
-    if data is not None:
-        out.accuracy_before_finetune = accuracy_record(result.model, data)
-        log(
-            f"accuracy before fine-tuning: val {out.accuracy_before_finetune['val']:.4f} "
-            f"test {out.accuracy_before_finetune['test']:.4f}"
-        )
-        if finetune is not None and finetune.epochs > 0:
-            log(f"fine-tuning for up to {finetune.epochs} epochs")
-            teacher = model if finetune.distill else None  # the original, left untouched
-            out.finetune = fit(result.model, data, finetune, teacher=teacher)
-            compression["finetune"] = {  # the sidecar says how it was fine-tuned
-                k: v for k, v in out.finetune.to_dict().items() if k != "history"
-            }
-            out.accuracy = accuracy_record(result.model, data)
-            log(
-                f"accuracy after fine-tuning: val {out.accuracy['val']:.4f} "
-                f"test {out.accuracy['test']:.4f}"
-            )
-        else:
-            out.accuracy = out.accuracy_before_finetune
-    return out
+    return result, compression
+
+
+def finetune_record(result: FitResult) -> dict:
+    """How a model was fine-tuned, for its sidecar (the per-epoch history left out)."""
+    return {k: v for k, v in result.to_dict().items() if k != "history"}
 
 
 def _options_record(options: CompressOptions) -> dict:
@@ -290,6 +333,7 @@ class PipelineConfig:
             )
         for options in settings:
             options.policy()
+            options.check_schedule(self.finetune.epochs)
         return settings
 
 
