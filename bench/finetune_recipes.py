@@ -37,7 +37,7 @@ from lowrank_edge.benchmark.results.provenance import (  # noqa: E402
 from lowrank_edge.fileio import check_can_write, write_json_atomic, write_text_atomic  # noqa: E402
 
 RECIPES = {  # FitConfig fields on top of the pipeline's fine-tuning settings
-    "plain": {},  # the recipe before distillation: Adam 1e-3, cosine, BatchNorm training
+    "plain": {"distill": False, "warmup": 0.0},  # before distillation: Adam 1e-3, cosine
     "distill": {"distill": True, "warmup": 0.1},
     "distill-freeze-bn": {"distill": True, "warmup": 0.1, "freeze_bn": True},
     "distill-sgd": {"distill": True, "warmup": 0.1, "optimizer": "sgd", "learning_rate": 1e-2},

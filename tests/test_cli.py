@@ -147,8 +147,22 @@ def test_compress_refuses_to_replace_output(trained, tmp_path):
             "--finetune-warmup and --finetune-optimizer and --freeze-bn apply to fine-tuning",
         ),
         (
-            ["pipeline", "--dataset", "mnist", "--distill-alpha", "0.5"],
+            ["pipeline", "--dataset", "mnist", "--no-distill", "--distill-alpha", "0.5"],
             "--distill-alpha applies with --distill",
+        ),
+        (
+            ["compress", "{model}", "--factoriser", "svd", "--distill-temperature", "2"],
+            "--distill-temperature applies with --distill",
+        ),
+        (
+            ["compress", "{model}", "--energy", "0.9", "--rank-schedule", "2"],
+            "--rank-schedule steps a --target-macs or --target-params budget down while "
+            "fine-tuning; it does not apply to e90",
+        ),
+        (
+            ["pipeline", "--dataset", "mnist", "--rank-schedule", "2", "--finetune-epochs", "1"],
+            "--rank-schedule fine-tunes one epoch per step, so it needs data and at least 2 "
+            "fine-tuning epochs, got 1",
         ),
         (
             ["pipeline", "--dataset", "mnist", "--finetune-warmup", "2"],
@@ -356,16 +370,21 @@ def test_compress_and_pipeline_pass_the_finetuning_recipe(monkeypatch, trained, 
     recipe = ["--distill", "--distill-temperature", "2", "--finetune-warmup", "0.25"]
     recipe += ["--finetune-optimizer", "sgd", "--freeze-bn"]
     data = ["--dataset", "mnist", "--data-dir", str(mnist_dir)]
+    plain = ["--factoriser", "svd"]
+    wanted = {  # data-aware default: distillation, 10% warm-up; svd: neither; given: as asked
+        (): (True, 4.0, 0.9, 0.1, "adam", False),
+        tuple(plain): (False, 4.0, 0.9, 0.0, "adam", False),
+        tuple(recipe): (True, 2.0, 0.9, 0.25, "sgd", True),  # alpha keeps its default
+        tuple(plain + recipe): (True, 2.0, 0.9, 0.25, "sgd", True),
+    }
     for command in (["compress", str(trained), "--rank", "2"], ["pipeline"]):
-        for args in ([], recipe):
+        for args, want in wanted.items():
             result = CliRunner().invoke(main, [*command, *data, *args])
             assert "error: options captured" in result.output, result.output
             finetune = seen[command[0]]
             got = (finetune.distill, finetune.distill_temperature, finetune.distill_alpha)
             got += (finetune.warmup, finetune.optimizer, finetune.freeze_bn)
-            # defaults: today's recipe; given: as asked (alpha keeps its default)
-            assert got == ((True, 2.0, 0.9, 0.25, "sgd", True) if args else
-                           (False, 4.0, 0.9, 0.0, "adam", False)), command  # fmt: skip
+            assert got == want, (command, args)
 
 
 # --- one style for options that take several values ---------------------------------------

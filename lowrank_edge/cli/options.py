@@ -27,6 +27,7 @@ from lowrank_edge.data import SPEC_HELP
 from lowrank_edge.data.raw import MAX_DECODED_BYTES
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.export.variants import DEFAULT_MAX_QUANT_DROP
+from lowrank_edge.model.recipe import DATA_AWARE_RECIPE
 from lowrank_edge.runtime.preprocess import PREPROCESSINGS
 
 Decorator = Callable[[Callable], Callable]
@@ -465,8 +466,8 @@ finetune_options = apply_options(
     click.option(
         "--distill/--no-distill",
         "distill",
-        default=False,
-        show_default=True,
+        default=None,
+        show_default="on with --factoriser whitened (data-aware), off with svd",
         help="Fine-tune on the original model's soft targets (knowledge distillation, the "
         "original frozen on the same augmented batch) as well as on the labels.",
     ),
@@ -488,8 +489,8 @@ finetune_options = apply_options(
     click.option(
         "--finetune-warmup",
         type=click.FloatRange(0),
-        default=0.0,
-        show_default=True,
+        default=None,
+        show_default=f"{DATA_AWARE_RECIPE['warmup']:g} with --factoriser whitened, 0 with svd",
         metavar="FRACTION_OR_EPOCHS",
         help="Linear warm-up of the fine-tuning rate from 0, then cosine decay: below 1 a "
         "fraction of the run, else a number of epochs (0: none).",
@@ -524,8 +525,15 @@ finetune_options = apply_options(
 
 def finetune_recipe_from(params: dict[str, Any], finetune_epochs: int) -> dict[str, Any]:
     """Take the fine-tuning recipe options out of `params` as FitConfig fields, refusing one
-    that does not apply (any without fine-tuning; a distillation setting without --distill)."""
-    from lowrank_edge.model.recipe import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, check_warmup
+    that does not apply (any without fine-tuning; a distillation setting without --distill).
+
+    --distill and --finetune-warmup left out follow the factoriser (`recipe_defaults`)."""
+    from lowrank_edge.model.recipe import (
+        DEFAULT_ALPHA,
+        DEFAULT_TEMPERATURE,
+        check_warmup,
+        recipe_defaults,
+    )
 
     recipe = {
         "distill": params.pop("distill"),
@@ -552,6 +560,10 @@ def finetune_recipe_from(params: dict[str, Any], finetune_epochs: int) -> dict[s
             f"{' and '.join(given)} {'applies' if len(given) == 1 else 'apply'} to "
             "fine-tuning, which --finetune-epochs 0 turns off"
         )
+    defaults = recipe_defaults(params.get("factoriser", "whitened"))
+    for key in ("distill", "warmup"):
+        if recipe[key] is None:
+            recipe[key] = defaults[key] if finetune_epochs else 0.0 if key == "warmup" else False
     for flag in ("--distill-temperature", "--distill-alpha"):
         if flag in given and not recipe["distill"]:
             raise LowrankEdgeError(f"{flag} applies with --distill")

@@ -17,6 +17,17 @@ SGD_MOMENTUM = 0.9
 FINAL_RATE_FRACTION = 0.01  # cosine decay ends at 1% of the peak rate
 DEFAULT_TEMPERATURE = 4.0  # distillation (see `model.distill`)
 DEFAULT_ALPHA = 0.9
+# The recipe's defaults per factoriser, as measured in bench/results/finetune-recipes-mnist:
+# data-aware starts are already good, and distillation from the original (with a short
+# warm-up) keeps them; plain SVD's collapsed starts keep the plain recipe (not re-measured).
+DATA_AWARE_RECIPE = {"distill": True, "warmup": 0.1}
+PLAIN_SVD_RECIPE = {"distill": False, "warmup": 0.0}
+
+
+def recipe_defaults(factoriser: str) -> dict:
+    """The recipe settings a user left out: distillation and warm-up for the data-aware
+    (whitened) factoriser, neither for plain SVD."""
+    return dict(DATA_AWARE_RECIPE if factoriser == "whitened" else PLAIN_SVD_RECIPE)
 
 
 def check_distill_settings(temperature: float, alpha: float) -> None:

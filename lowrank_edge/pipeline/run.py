@@ -19,6 +19,7 @@ from lowrank_edge.fileio import check_can_write, write_json_atomic
 from lowrank_edge.latency.target import LATENCY_TABLE_NEEDED, LatencyTarget
 from lowrank_edge.logs import Log
 from lowrank_edge.model.agreement import check_model_fits_data
+from lowrank_edge.model.recipe import DATA_AWARE_RECIPE
 from lowrank_edge.model.resnet import ResNetConfig
 from lowrank_edge.model.saving import load_model, save_model, sidecar_path
 from lowrank_edge.model.train import FitConfig, FitResult, fit
@@ -296,6 +297,7 @@ class PipelineConfig:
         balance_classes=True,
         track_test=True,
         keep_start=True,
+        **DATA_AWARE_RECIPE,  # distillation and warm-up (the default factoriser is whitened)
     )
     compress: CompressOptions = CompressOptions(target_macs=0.5)
     export_formats: tuple[str, ...] = ()
