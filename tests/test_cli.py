@@ -155,6 +155,19 @@ def test_compress_refuses_to_replace_output(trained, tmp_path):
             "--distill-temperature applies with --distill",
         ),
         (
+            ["pipeline", "--dataset", "mnist", "--base", "{model}", "--epochs", "3"]
+            + ["--widths", "8,16"],
+            "--epochs and --widths train or shape the base model, which --base",
+        ),
+        (
+            ["compress", "{model}", "--target-macs", "0.5", "--no-break-even"],
+            "--no-break-even applies to --energy, --rank and --rank-fraction; a budget (m0.5)",
+        ),
+        (
+            ["ranks", "{model}", "--energy", "0.9", "--sensitivity", "eval"],
+            "--sensitivity eval applies to a budget",
+        ),
+        (
             ["compress", "{model}", "--energy", "0.9", "--rank-schedule", "2"],
             "--rank-schedule steps a --target-macs or --target-params budget down while "
             "fine-tuning; it does not apply to e90",

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from lowrank_edge.cli.options import (
     DEFAULT_TARGET_MACS,
@@ -390,6 +391,18 @@ def pipeline(
         )
     if not fixed and not lists:
         target_macs = DEFAULT_TARGET_MACS
+    if base is not None:
+        context = click.get_current_context()
+        shaping = [
+            f"--{name.replace('_', '-')}"
+            for name in ("epochs", "widths", "blocks", "head_units")
+            if context.get_parameter_source(name) is ParameterSource.COMMANDLINE
+        ]
+        if shaping:
+            raise LowrankEdgeError(
+                f"{' and '.join(shaping)} {'trains or shapes' if len(shaping) == 1 else 'train or shape'} "
+                f"the base model, which --base {base} already gives"
+            )
     for flag, variants, fmt in (
         ("--tflite-variants", tflite_variants, "tflite"),
         ("--onnx-variants", onnx_variants, "onnx"),

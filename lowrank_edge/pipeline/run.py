@@ -31,6 +31,8 @@ DATA_NEEDED = (
     "--data SPEC (or use --factoriser svd without them)"
 )
 
+SENSITIVITY_IMAGES = 1000  # the default of --sensitivity-images
+
 
 @dataclass(frozen=True)
 class CompressOptions:
@@ -61,7 +63,7 @@ class CompressOptions:
     refit_dense: bool = True  # ... the layers kept dense too (whitened and sequential)
     bn_recalibrate: bool = False  # re-estimate BatchNorm statistics on the calibration images
     sensitivity: str = "spectrum"  # budget errors: "spectrum" or "eval" (accuracy drops)
-    sensitivity_images: int = 1000  # validation images for "eval"
+    sensitivity_images: int = SENSITIVITY_IMAGES  # validation images for "eval"
     rank_schedule: float | None = None  # start at this multiple of the budget, step down to it
     seed: int = 0
 
@@ -82,6 +84,7 @@ class CompressOptions:
                 "choose exactly one of --energy, --rank, --rank-fraction, --target-macs, "
                 "--target-params and --target-speedup/--target-latency"
             )
+        self._check_applies()
         if self.energy is not None:
             return EnergyPolicy(self.energy, measure=self.measure)
         if self.rank is not None:
@@ -95,6 +98,26 @@ class CompressOptions:
         if self.latency is None:
             raise LowrankEdgeError(LATENCY_TABLE_NEEDED)
         return self.latency.budget(self.target_latency)
+
+    def _check_applies(self) -> None:
+        """Refuse a setting that the chosen policy would silently ignore: break-even and the
+        sensitivity measure each belong to one kind of policy."""
+        budget = any(
+            v is not None for v in (self.target_macs, self.target_params, self.target_latency)
+        )
+        if budget and not self.break_even:
+            raise LowrankEdgeError(
+                f"--no-break-even applies to --energy, --rank and --rank-fraction; a budget "
+                f"({self.label()}) never factorises a layer where that saves nothing"
+            )
+        if not budget and self.sensitivity != "spectrum":
+            raise LowrankEdgeError(
+                f"--sensitivity {self.sensitivity} applies to a budget (--target-macs, "
+                f"--target-params, --target-speedup); {self.label()} sets each layer's rank "
+                "from its own spectrum"
+            )
+        if self.sensitivity != "eval" and self.sensitivity_images != SENSITIVITY_IMAGES:
+            raise LowrankEdgeError("--sensitivity-images applies with --sensitivity eval")
 
     def check_schedule(self, finetune_epochs: int) -> None:
         """One clear error when `rank_schedule` is set where it cannot apply: it steps a MAC or
