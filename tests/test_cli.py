@@ -155,6 +155,10 @@ def test_compress_refuses_to_replace_output(trained, tmp_path):
             "--distill-temperature applies with --distill",
         ),
         (
+            ["compress", "{model}", "--factoriser", "svd", "--distill-features", "*_out"],
+            "--distill-features applies with --distill",
+        ),
+        (
             ["pipeline", "--dataset", "mnist", "--base", "{model}", "--epochs", "3"]
             + ["--widths", "8,16"],
             "--epochs and --widths train or shape the base model, which --base",

@@ -4,6 +4,7 @@ BatchNorm. Oracles are numpy written out here and plain cross-entropy training."
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import keras
 import numpy as np
@@ -187,3 +188,62 @@ def test_compress_and_finetune_distils_from_the_original_and_records_the_recipe(
     assert record["loss"] == "distillation"
     assert record["distill"] == {"temperature": 2.0, "alpha": 0.9}
     assert (record["warmup"], record["optimizer"], record["freeze_bn"]) == (0.5, "sgd", False)
+
+
+def _tiny_resnet():
+    from lowrank_edge.model.resnet import ResNetConfig, build_mini_resnet
+
+    keras.utils.set_random_seed(0)
+    return build_mini_resnet(ResNetConfig(num_classes=5, widths=(4, 8), head_units=8))
+
+
+def test_block_output_matching_adds_the_relative_squared_error_of_each_block():
+    from lowrank_edge.model.distill import Distiller
+
+    teacher = _tiny_resnet()
+    student = rebuild_model(teacher, {})
+    rng = np.random.default_rng(1)
+    student.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype)
+                         for w in student.get_weights()])  # fmt: skip
+    data = make_pattern_dataset(n_train=16, n_val=8, n_test=8)
+    x, y = data.x_train, data.y_train
+    plain = Distiller(student, teacher, 4.0, 0.9, from_logits=True)
+    matched = Distiller(student, teacher, 4.0, 0.9, from_logits=True, features=["*_out"])
+    assert matched.features == ["s1b1_out", "s2b1_out"]
+    want = float(plain.compute_loss(x, y, plain(x, training=False)))
+    for name in matched.features:  # written out with separate models, in numpy
+        s = keras.Model(student.input, student.get_layer(name).output).predict(x, verbose=0)
+        t = keras.Model(teacher.input, teacher.get_layer(name).output).predict(x, verbose=0)
+        want += np.mean((s - t) ** 2) / np.mean(t**2) / len(matched.features)
+    got = float(matched.compute_loss(x, y, matched(x, training=False)))
+    assert got == pytest.approx(want, rel=1e-4)  # float32 sums over different batchings
+    # a copy of the teacher adds nothing
+    same = Distiller(rebuild_model(teacher, {}), teacher, 4.0, 0.9, True, features=["*_out"])
+    base = Distiller(rebuild_model(teacher, {}), teacher, 4.0, 0.9, True)
+    assert float(same.compute_loss(x, y, same(x))) == pytest.approx(
+        float(base.compute_loss(x, y, base(x))), abs=1e-6
+    )
+
+
+def test_block_output_matching_trains_and_is_recorded():
+    teacher = _tiny_resnet()
+    student = rebuild_model(teacher, {})
+    data = make_pattern_dataset(n_train=32, n_val=16, n_test=16)
+    config = FitConfig(epochs=1, distill=True, distill_features=("*_add",), **QUIET)
+    result = fit(student, data, config, teacher=teacher)
+    assert 0 <= result.history["accuracy"][0] <= 1
+    assert result.to_dict()["distill"]["features"] == ["*_add"]
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (FitConfig(distill=True, distill_features=("nothing*",)), "matches no layer"),
+        (FitConfig(distill=False, distill_features=("*_out",)), "applies with --distill"),
+    ],
+)
+def test_block_output_matching_refusals(config, message):
+    teacher = _tiny_resnet()
+    data = make_pattern_dataset(n_train=16, n_val=8, n_test=8)
+    with pytest.raises(LowrankEdgeError, match=message):
+        fit(rebuild_model(teacher, {}), data, replace(config, epochs=1, **QUIET), teacher)

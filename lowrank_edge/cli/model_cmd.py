@@ -399,9 +399,9 @@ def pipeline(
             if context.get_parameter_source(name) is ParameterSource.COMMANDLINE
         ]
         if shaping:
+            verb = "trains or shapes" if len(shaping) == 1 else "train or shape"
             raise LowrankEdgeError(
-                f"{' and '.join(shaping)} {'trains or shapes' if len(shaping) == 1 else 'train or shape'} "
-                f"the base model, which --base {base} already gives"
+                f"{' and '.join(shaping)} {verb} the base model, which --base {base} already gives"
             )
     for flag, variants, fmt in (
         ("--tflite-variants", tflite_variants, "tflite"),

@@ -486,6 +486,12 @@ finetune_options = apply_options(
         help="With --distill: loss = alpha * T^2 * KL(teacher || student) + (1 - alpha) * "
         "cross-entropy on the labels.",
     ),
+    comma_list_option(
+        "--distill-features",
+        help="With --distill: also match these layers' outputs (globs of top-level layer names "
+        "whose output has the same shape in both models, e.g. '*_out' for the reference net's "
+        "block outputs) by their relative squared error.",
+    ),
     click.option(
         "--finetune-warmup",
         type=click.FloatRange(0),
@@ -539,6 +545,7 @@ def finetune_recipe_from(params: dict[str, Any], finetune_epochs: int) -> dict[s
         "distill": params.pop("distill"),
         "distill_temperature": params.pop("distill_temperature"),
         "distill_alpha": params.pop("distill_alpha"),
+        "distill_features": tuple(params.pop("distill_features") or ()),
         "warmup": params.pop("finetune_warmup"),
         "optimizer": params.pop("finetune_optimizer"),
         "freeze_bn": params.pop("freeze_bn"),
@@ -549,6 +556,7 @@ def finetune_recipe_from(params: dict[str, Any], finetune_epochs: int) -> dict[s
             ("--distill", recipe["distill"] or None),
             ("--distill-temperature", recipe["distill_temperature"]),
             ("--distill-alpha", recipe["distill_alpha"]),
+            ("--distill-features", recipe["distill_features"] or None),
             ("--finetune-warmup", recipe["warmup"] or None),
             ("--finetune-optimizer", None if recipe["optimizer"] == "adam" else "sgd"),
             ("--freeze-bn", recipe["freeze_bn"] or None),
@@ -564,7 +572,7 @@ def finetune_recipe_from(params: dict[str, Any], finetune_epochs: int) -> dict[s
     for key in ("distill", "warmup"):
         if recipe[key] is None:
             recipe[key] = defaults[key] if finetune_epochs else 0.0 if key == "warmup" else False
-    for flag in ("--distill-temperature", "--distill-alpha"):
+    for flag in ("--distill-temperature", "--distill-alpha", "--distill-features"):
         if flag in given and not recipe["distill"]:
             raise LowrankEdgeError(f"{flag} applies with --distill")
     if finetune_epochs:

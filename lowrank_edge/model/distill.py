@@ -6,10 +6,16 @@ losses. A head that outputs probabilities gives its logits back as log(clip(p)):
 shift-invariant, so softmax(log p / T) is the tempered softmax of the true logits. The teacher
 runs frozen, in inference mode, on the same (augmented) batch as the student. `Distiller` is a
 wrapper used only inside `fit`: the student is trained in place and saved as the plain model.
+
+Block outputs may be matched too (`features`: globs of layer names): every top-level layer named
+in both models whose output shapes are equal adds mean((s - t)^2) / mean(t^2) to the loss, the
+squared error relative to the teacher's own energy, averaged over the matched layers.
 """
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import keras
@@ -50,6 +56,40 @@ def distillation_loss(
     return ops.mean(per_sample)
 
 
+def matched_layers(student, teacher, patterns: Sequence[str]) -> list[str]:
+    """Names of the top-level layers matching `patterns` in both models with equal output
+    shapes, in the student's order; a pattern that matches no such layer is refused."""
+    names = []
+    for pattern in patterns:
+        found = [
+            layer.name
+            for layer in student.layers
+            if fnmatch.fnmatchcase(layer.name, pattern)
+            and layer.name in {t.name for t in teacher.layers}
+            and _shape(layer) == _shape(teacher.get_layer(layer.name))
+        ]
+        if not found:
+            raise LowrankEdgeError(
+                f"--distill-features {pattern!r} matches no layer whose output has the same shape "
+                "in the original and the compressed model (block outputs such as '*_out' or "
+                "'*_add' do; factorised layers do not)"
+            )
+        names += [name for name in found if name not in names]
+    return names
+
+
+def _shape(layer) -> tuple:
+    output = layer.output
+    return tuple(output.shape) if hasattr(output, "shape") else ()
+
+
+def with_features(model, names: Sequence[str]):
+    """A model sharing `model`'s layers that outputs [its output, *the named layers' outputs]."""
+    return keras.Model(
+        model.inputs, [model.outputs[0], *(model.get_layer(n).output for n in names)]
+    )
+
+
 @dataclass(frozen=True, eq=False)
 class _Frozen:
     """Holds the teacher out of Keras's tracking: its weights are neither trained nor saved."""
@@ -58,9 +98,18 @@ class _Frozen:
 
 
 class Distiller(keras.Model):
-    """Fit-time wrapper: calls the student; its loss also reads the frozen teacher."""
+    """Fit-time wrapper: calls the student; its loss also reads the frozen teacher (and, with
+    `features`, the block outputs of both)."""
 
-    def __init__(self, student, teacher, temperature: float, alpha: float, from_logits: bool):
+    def __init__(
+        self,
+        student,
+        teacher,
+        temperature: float,
+        alpha: float,
+        from_logits: bool,
+        features: Sequence[str] = (),
+    ):
         super().__init__(name=f"{student.name}_distiller")
         if tuple(student.output_shape) != tuple(teacher.output_shape):
             raise LowrankEdgeError(
@@ -68,23 +117,37 @@ class Distiller(keras.Model):
                 f"{tuple(teacher.output_shape)} and the compressed one "
                 f"{tuple(student.output_shape)}"
             )
-        self.student = student
-        self._teacher = _Frozen(teacher)
+        self.features = matched_layers(student, teacher, features) if features else []
+        self.student = with_features(student, self.features) if self.features else student
+        self._teacher = _Frozen(with_features(teacher, self.features) if self.features else teacher)
         self.temperature, self.alpha, self.from_logits = temperature, alpha, from_logits
 
     def call(self, inputs, training=False):
         return self.student(inputs, training=training)
 
+    def _final(self, outputs):
+        return outputs[0] if self.features else outputs
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        teacher = ops.stop_gradient(self._teacher.model(x, training=False))
+        teacher = self._teacher.model(x, training=False)
+        teacher = [ops.stop_gradient(t) for t in teacher] if self.features else teacher
         loss = distillation_loss(
             y,
-            y_pred,
-            teacher,
+            self._final(y_pred),
+            ops.stop_gradient(self._final(teacher)),
             temperature=self.temperature,
             alpha=self.alpha,
             from_logits=self.from_logits,
             sample_weight=sample_weight,
         )
+        if self.features:
+            terms = [
+                ops.mean(ops.square(s - t)) / (ops.mean(ops.square(t)) + 1e-12)
+                for s, t in zip(y_pred[1:], teacher[1:], strict=True)
+            ]
+            loss = loss + ops.mean(ops.stack(terms))
         extra = self.losses  # the student's regularisation losses, as a compiled loss adds
         return loss + ops.sum(ops.stack(extra)) if extra else loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(x, y, self._final(y_pred), sample_weight)

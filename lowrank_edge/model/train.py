@@ -53,6 +53,7 @@ class FitConfig:
     distill: bool = False  # soft targets from a teacher (the original model) given to `fit`
     distill_temperature: float = DEFAULT_TEMPERATURE
     distill_alpha: float = DEFAULT_ALPHA  # weight of the soft targets; 1 - alpha on the labels
+    distill_features: tuple[str, ...] = ()  # globs of block outputs matched too (`distill`)
     warmup: float = 0.0  # linear warm-up: < 1 a fraction of the run, >= 1 epochs; 0 none
     optimizer: str = "adam"  # or "sgd" (Nesterov, momentum 0.9)
     freeze_bn: bool = False  # BatchNorm in inference mode, statistics fixed, during the fit
@@ -62,6 +63,8 @@ class FitConfig:
         distill = None
         if self.distill:
             distill = {"temperature": self.distill_temperature, "alpha": self.distill_alpha}
+            if self.distill_features:
+                distill["features"] = list(self.distill_features)
         return {
             "distill": distill,
             "warmup": self.warmup,
@@ -78,6 +81,8 @@ class FitConfig:
                 f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
             )
         check_distill_settings(self.distill_temperature, self.distill_alpha)
+        if self.distill_features and not self.distill:
+            raise LowrankEdgeError("--distill-features applies with --distill")
         check_warmup(self.warmup, self.epochs)
 
 
@@ -138,7 +143,12 @@ def compile_for_training(model, config: FitConfig, steps_per_epoch: int, teacher
     if teacher is None:
         raise LowrankEdgeError("distillation needs the original model as the teacher")
     wrapper = Distiller(
-        model, teacher, config.distill_temperature, config.distill_alpha, from_logits
+        model,
+        teacher,
+        config.distill_temperature,
+        config.distill_alpha,
+        from_logits,
+        features=config.distill_features,
     )
     wrapper.compile(
         optimizer=optimizer, metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")]
