@@ -76,6 +76,8 @@ class Condition:
     batch: int
     run_id: str | None = None
     machine: str | None = None  # "host, CPU model, N CPUs" from the records' system facts
+    cpu_features: str | None = None  # "avx2 avx512 vnni" (`cpu_features.feature_list`)
+    cpu_advice: tuple[str, ...] = ()  # int8/fp16 in words (`cpu_features.precision_advice`)
 
     def label(self, with_run: bool = False) -> str:
         """`device-a | litert, 1 thread, batch 32`."""
@@ -558,6 +560,9 @@ def _tie_line(result: ConditionResult) -> str | None:
 def render_condition(result: ConditionResult, with_run: bool = False) -> list[str]:
     """The lines `lowrank-edge recommend` prints for one condition."""
     lines = [f"== {result.condition.label(with_run)}"]
+    if result.condition.cpu_features:
+        advice = "; ".join(result.condition.cpu_advice)
+        lines.append(f"  cpu: {result.condition.cpu_features}{': ' + advice if advice else ''}")
     if result.reference is not None:
         lines += _entry_lines("original", result.reference)
     if result.winner is not None:

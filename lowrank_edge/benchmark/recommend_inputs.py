@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lowrank_edge.benchmark.cpu_features import feature_list, precision_advice
 from lowrank_edge.benchmark.recommend import (
     ARTIFACT_PARITY,
     ARTIFACT_TEST,
@@ -196,6 +197,18 @@ def _machine(record: dict) -> str | None:
     return text or None
 
 
+def _cpu(record: dict) -> dict:
+    """The condition's CPU features and advice, where the record has them (older ones do not)."""
+    system = record.get("system") if isinstance(record.get("system"), dict) else {}
+    features = system.get("cpu_features")
+    if not isinstance(features, dict):
+        return {}
+    return {
+        "cpu_features": feature_list(features),
+        "cpu_advice": tuple(precision_advice(features)),
+    }
+
+
 def _condition(record: dict) -> Condition:
     return Condition(
         device=str(record.get("device")),
@@ -204,6 +217,7 @@ def _condition(record: dict) -> Condition:
         batch=int(record["batch"]),
         run_id=record.get("run_id"),
         machine=_machine(record),
+        **_cpu(record),
     )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lowrank_edge import __version__
+from lowrank_edge.benchmark.cpu_features import cpu_features
 from lowrank_edge.errors import LowrankEdgeError
 
 RUNTIME_PACKAGES = (
@@ -80,11 +81,13 @@ def package_versions(names: Sequence[str] = RUNTIME_PACKAGES) -> dict[str, str |
 
 
 def system_facts() -> dict:
-    """CPU, cores, affinity, load, OS, Python, runtime and lowrank-edge versions."""
+    """CPU (model and the features that decide int8/fp16 speed), cores, affinity, load, OS,
+    Python, runtime and lowrank-edge versions."""
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
         "host": socket.gethostname(),
         "cpu_model": cpu_model(),
+        "cpu_features": cpu_features(),
         "cpu_count": os.cpu_count(),
         "affinity": available_cpus(),
         "load_average": list(load) if load else None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from lowrank_edge.benchmark.cpu_features import feature_list, precision_advice
 from lowrank_edge.benchmark.results.records import LOW_EFFICIENCY, SPREAD_LIMIT, spread_warning
 
 PROFILE_TOP_LAYERS = 12
@@ -78,6 +79,7 @@ def device_section(records: Sequence[dict]) -> list[str]:
                 device,
                 facts.get("host", "-"),
                 facts.get("cpu_model", "-"),
+                feature_list(facts.get("cpu_features")),
                 facts.get("cpu_count", "-"),
                 ",".join(str(c) for c in first.get("cpus") or []) or "-",
                 " ".join(f"{x:.2f}" for x in load) if load else "-",
@@ -90,10 +92,15 @@ def device_section(records: Sequence[dict]) -> list[str]:
             )
         )
     header = (
-        "device", "host", "CPU", "cores", "affinity", "load avg", "OS", "Python",
+        "device", "host", "CPU", "CPU features", "cores", "affinity", "load avg", "OS", "Python",
         "onnxruntime", "ai-edge-litert", "tensorflow", "lowrank-edge",
     )  # fmt: skip
-    return ["## Devices", "", *table_lines(header, rows), ""]
+    advice = []
+    for device in _devices(records):
+        facts = next(r for r in records if r.get("device", "?") == device).get("system") or {}
+        for sentence in precision_advice(facts.get("cpu_features")):
+            advice.append(f"* {device}: {sentence}.")
+    return ["## Devices", "", *table_lines(header, rows), "", *advice, *([""] if advice else [])]
 
 
 def backend_section(backend: str, records: Sequence[dict]) -> list[str]:
