@@ -16,6 +16,7 @@ This script exits with the command's exit code.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -75,8 +76,26 @@ def time_command(
         "finished": utc_now(),
     }
     write_json_atomic(out / TIMING_NAME, timing, overwrite=overwrite)
-    write_command_json(out, provenance, overwrite=overwrite)
+    write_command_json(out, with_venv_packages(provenance), overwrite=overwrite)
     return timing
+
+
+def with_venv_packages(provenance: dict, venv: Path = REPO / ".venv" / "bin" / "python") -> dict:
+    """`provenance` with the runtime versions of the project's .venv, read after the command
+    ran (this script runs on a bare python3, whose own versions are mostly absent)."""
+    if not venv.exists():
+        return provenance
+    snippet = (
+        "import json; from lowrank_edge.benchmark.system import package_versions; "
+        "print(json.dumps(package_versions()))"
+    )
+    done = subprocess.run([str(venv), "-c", snippet], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return provenance
+    machine = dict(provenance.get("machine") or {})
+    machine["packages"] = json.loads(done.stdout)
+    machine["packages_from"] = str(venv.relative_to(REPO))
+    return {**provenance, "machine": machine}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

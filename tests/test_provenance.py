@@ -107,6 +107,10 @@ def test_time_command_records_wall_time_exit_code_and_provenance(tmp_path, capsy
     command = json.loads((out / "command.json").read_text())
     assert KEYS <= set(command) and command["timed_command"] == timing["command"]
     assert command["argv"][1].endswith("time_command.py")
+    if (REPO / ".venv" / "bin" / "python").exists():  # the versions of the project's venv
+        packages = command["machine"]["packages"]
+        assert command["machine"]["packages_from"] == ".venv/bin/python"
+        assert packages["numpy"] and packages["onnxruntime"] and packages["keras"]
 
     again = ["--out", str(out), "--", sys.executable, "-c", "raise SystemExit(3)"]
     assert script.main(again) == 1  # refused: nothing ran, nothing replaced
