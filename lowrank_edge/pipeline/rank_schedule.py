@@ -81,7 +81,8 @@ def scheduled_compress_and_finetune(
     stages, fits, current = [], [], None
     for index, budget in enumerate(budgets):
         source = model if current is None else merged_model(model, current)
-        log(f"rank schedule: stage {index + 1}/{len(budgets)} at {budget:.4g} of the budget's cost")
+        kind = "MACs" if options.target_macs is not None else "parameters"
+        log(f"rank schedule: stage {index + 1}/{len(budgets)} keeps {budget:.4g} of the {kind}")
         result, compression = compress_once(source, with_budget(options, budget), data, log)
         current = result.model
         before = accuracy_record(current, data)
