@@ -39,7 +39,7 @@ OPTIONS = {
         {},
         "--sensitivity-images applies with --sensitivity eval",
     ),
-    "round to 4": ({"round_to": 4}, set(POLICIES), {"rounding": 4}, ""),
+    "round to 2": ({"round_to": 2}, set(POLICIES), {"rounding": 2}, ""),
 }
 
 

@@ -231,7 +231,10 @@ class ConditionResult:
 
         names = {spec.name for spec in fields(Condition)}
         return cls(
-            condition=Condition(**{k: v for k, v in data.items() if k in names}),
+            condition=Condition(
+                **{k: v for k, v in data.items() if k in names and k != "cpu_advice"},
+                cpu_advice=tuple(data.get("cpu_advice") or ()),
+            ),
             max_drop_pp=data["max_accuracy_drop_pp"],
             entries=tuple(Entry.from_dict(e) for e in data.get("candidates") or ()),
             reference=entry(data.get("reference")),

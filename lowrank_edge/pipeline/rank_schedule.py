@@ -7,22 +7,15 @@ budget exactly as a one-shot compression would. Each stage after the first merge
 factor pairs back into dense kernels (`compress.merge`) and compresses that model again, so
 the factors are re-truncated data-aware on the current weights and the current model's layer
 outputs; then it fine-tunes one epoch. The teacher of distillation stays the original model.
+The stages themselves run in `pipeline.run.scheduled_compress_and_finetune`; this module holds
+the schedule's arithmetic and bookkeeping.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from lowrank_edge.data.dataset import Dataset
-from lowrank_edge.logs import Log
-from lowrank_edge.model.train import FitConfig, FitResult, fit
-from lowrank_edge.pipeline.measure import accuracy_record
-from lowrank_edge.pipeline.run import (
-    CompressedModel,
-    CompressOptions,
-    compress_once,
-    finetune_record,
-)
+from lowrank_edge.model.train import FitResult
 
 
 def schedule_budgets(target: float, factor: float, stages: int) -> list[float]:
@@ -36,7 +29,7 @@ def schedule_budgets(target: float, factor: float, stages: int) -> list[float]:
     return budgets
 
 
-def with_budget(options: CompressOptions, fraction: float) -> CompressOptions:
+def with_budget(options, fraction: float):
     """`options` with its MAC or parameter budget replaced by `fraction` (no schedule)."""
     key = "target_macs" if options.target_macs is not None else "target_params"
     return replace(options, rank_schedule=None, **{key: fraction})
@@ -57,59 +50,4 @@ def joined(results: list[FitResult]) -> FitResult:
         seconds=sum(r.seconds for r in results),
         from_logits=last.from_logits,
         recipe=last.recipe,
-    )
-
-
-def scheduled_compress_and_finetune(
-    model,
-    options: CompressOptions,
-    data: Dataset,
-    finetune: FitConfig,
-    log: Log = print,
-) -> CompressedModel:
-    """`compress_and_finetune` with a rank schedule (see module); `model` is left untouched.
-
-    `accuracy_before_finetune` is the model at the target budget before its last epoch; the
-    sidecar's "rank_schedule" lists every stage's budget, totals and accuracies.
-    """
-    from lowrank_edge.compress.merge import merged_model
-
-    budgets = schedule_budgets(
-        options.target_macs or options.target_params, options.rank_schedule, finetune.epochs
-    )
-    stage_fit = replace(finetune, epochs=1, patience=None)
-    stages, fits, current = [], [], None
-    for index, budget in enumerate(budgets):
-        source = model if current is None else merged_model(model, current)
-        kind = "MACs" if options.target_macs is not None else "parameters"
-        log(f"rank schedule: stage {index + 1}/{len(budgets)} keeps {budget:.4g} of the {kind}")
-        result, compression = compress_once(source, with_budget(options, budget), data, log)
-        current = result.model
-        before = accuracy_record(current, data)
-        teacher = model if finetune.distill else None  # the original, always
-        fits.append(fit(current, data, replace(stage_fit, seed=finetune.seed + index), teacher))
-        after = accuracy_record(current, data)
-        log(
-            f"stage {index + 1}: accuracy val {before['val']:.4f} -> {after['val']:.4f}, "
-            f"test {before['test']:.4f} -> {after['test']:.4f}"
-        )
-        stages.append(
-            {
-                "budget": budget,
-                "totals": compression["totals"],
-                "ranks": {layer["name"]: layer.get("rank_kept") for layer in compression["layers"]},
-                "accuracy_before": before,
-                "accuracy_after": after,
-            }
-        )
-    joined_fit = joined(fits)
-    compression["options"]["rank_schedule"] = options.rank_schedule
-    compression["rank_schedule"] = stages
-    compression["finetune"] = finetune_record(joined_fit)
-    return CompressedModel(
-        model=current,
-        compression=compression,
-        accuracy_before_finetune=stages[-1]["accuracy_before"],
-        accuracy=stages[-1]["accuracy_after"],
-        finetune=joined_fit,
     )

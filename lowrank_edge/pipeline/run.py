@@ -213,8 +213,6 @@ def compress_and_finetune(
     epochs = finetune.epochs if finetune is not None and data is not None else 0
     options.check_schedule(epochs)
     if options.rank_schedule is not None:
-        from lowrank_edge.pipeline.rank_schedule import scheduled_compress_and_finetune
-
         return scheduled_compress_and_finetune(model, options, data, finetune, log)
     result, compression = compress_once(model, options, data, log)
     out = CompressedModel(model=result.model, compression=compression)
@@ -237,6 +235,62 @@ def compress_and_finetune(
         else:
             out.accuracy = out.accuracy_before_finetune
     return out
+
+
+def scheduled_compress_and_finetune(
+    model,
+    options: CompressOptions,
+    data: Dataset,
+    finetune: FitConfig,
+    log: Log = print,
+) -> CompressedModel:
+    """`compress_and_finetune` with a rank schedule (see module); `model` is left untouched.
+
+    `accuracy_before_finetune` is the model at the target budget before its last epoch; the
+    sidecar's "rank_schedule" lists every stage's budget, totals and accuracies.
+    """
+    from lowrank_edge.compress.merge import merged_model
+    from lowrank_edge.pipeline.rank_schedule import joined, schedule_budgets, with_budget
+
+    budgets = schedule_budgets(
+        options.target_macs or options.target_params, options.rank_schedule, finetune.epochs
+    )
+    stage_fit = replace(finetune, epochs=1, patience=None)
+    stages, fits, current = [], [], None
+    for index, budget in enumerate(budgets):
+        source = model if current is None else merged_model(model, current)
+        kind = "MACs" if options.target_macs is not None else "parameters"
+        log(f"rank schedule: stage {index + 1}/{len(budgets)} keeps {budget:.4g} of the {kind}")
+        result, compression = compress_once(source, with_budget(options, budget), data, log)
+        current = result.model
+        before = accuracy_record(current, data)
+        teacher = model if finetune.distill else None  # the original, always
+        fits.append(fit(current, data, replace(stage_fit, seed=finetune.seed + index), teacher))
+        after = accuracy_record(current, data)
+        log(
+            f"stage {index + 1}: accuracy val {before['val']:.4f} -> {after['val']:.4f}, "
+            f"test {before['test']:.4f} -> {after['test']:.4f}"
+        )
+        stages.append(
+            {
+                "budget": budget,
+                "totals": compression["totals"],
+                "ranks": {layer["name"]: layer.get("rank_kept") for layer in compression["layers"]},
+                "accuracy_before": before,
+                "accuracy_after": after,
+            }
+        )
+    joined_fit = joined(fits)
+    compression["options"]["rank_schedule"] = options.rank_schedule
+    compression["rank_schedule"] = stages
+    compression["finetune"] = finetune_record(joined_fit)
+    return CompressedModel(
+        model=current,
+        compression=compression,
+        accuracy_before_finetune=stages[-1]["accuracy_before"],
+        accuracy=stages[-1]["accuracy_after"],
+        finetune=joined_fit,
+    )
 
 
 def compress_once(model, options: CompressOptions, data: Dataset | None, log: Log = print):
