@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from lowrank_edge.benchmark.reporting.markdown import table_lines  # noqa: E402
 from lowrank_edge.benchmark.results.provenance import write_command_json  # noqa: E402
 from lowrank_edge.fileio import check_can_write, write_json_atomic, write_text_atomic  # noqa: E402
 
@@ -154,21 +155,28 @@ def run_one(model, data, method: str, target: float, args) -> dict:
 
 
 def table(rows: list[dict], base_accuracy: float, budget: str = "macs") -> str:
-    lines = [
-        f"Base model test accuracy: {base_accuracy:.2%}",
-        "",
-        f"| target ({budget}) | method | setting | MACs kept | params kept | test acc. before FT "
-        "| after 1 FT epoch | at the end (epochs) | compress s |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    header = (
+        f"target ({budget})", "method", "setting", "MACs kept", "params kept",
+        "test acc. before FT", "after 1 FT epoch", "at the end (epochs)", "compress s",
+    )  # fmt: skip
+    cells = []
     for r in rows:
         after = f"{r['test_after_1_epoch']:.2%}" if "test_after_1_epoch" in r else "–"
         end = f"{r['test_at_end']:.2%} ({r['finetune_epochs']})" if "test_at_end" in r else "–"
-        lines.append(
-            f"| {r['target_macs']:g} | {r['method']} | {r['setting']} | {r['macs_kept']:.3f} | "
-            f"{r['params_kept']:.3f} | {r['test_before_finetune']:.2%} | {after} | {end} | "
-            f"{r['compress_seconds']} |"
+        cells.append(
+            (
+                f"{r['target_macs']:g}",
+                r["method"],
+                r["setting"],
+                f"{r['macs_kept']:.3f}",
+                f"{r['params_kept']:.3f}",
+                f"{r['test_before_finetune']:.2%}",
+                after,
+                end,
+                r["compress_seconds"],
+            )
         )
+    lines = [f"Base model test accuracy: {base_accuracy:.2%}", "", *table_lines(header, cells)]
     return "\n".join(lines) + "\n"
 
 

@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run from a bare checkout, before any install
     sys.path.insert(0, str(REPO))
 
+from lowrank_edge.benchmark.reporting.markdown import table_lines  # noqa: E402
 from lowrank_edge.benchmark.results.provenance import (  # noqa: E402
     command_record,
     write_command_json,
@@ -179,24 +180,30 @@ def summary_rows(runs: list[dict], base: dict) -> list[dict]:
 
 
 def table(rows: list[dict], base: dict) -> str:
-    lines = [
+    header = (
+        "case", "recipe", "epochs", "MACs kept", "params kept", "start (test)",
+        "after (test, mean [min, max])", "vs base", "dips",
+    )  # fmt: skip
+    cells = [
+        (
+            r["case"],
+            r["recipe"],
+            r["epochs"],
+            f"{r['macs_kept']:.3f}",
+            f"{r['params_kept']:.3f}",
+            f"{r['start_test']:.2%}",
+            f"{r['final_test_mean']:.2%} [{r['final_test_min']:.2%}, {r['final_test_max']:.2%}]",
+            f"{r['minus_base'] * 100:+.2f} pt",
+            f"{r['runs_with_an_epoch_below_start']}/{r['seeds']}",
+        )
+        for r in rows
+    ]
+    intro = (
         f"Base test accuracy {base['test']:.2%} (val {base['val']:.2%}). Test accuracy after "
         "fine-tuning: mean over seeds, [min, max]; 'dips' counts runs with an epoch whose "
-        "validation accuracy ended below the start.",
-        "",
-        "| case | recipe | epochs | MACs kept | params kept | start (test) "
-        "| after (test, mean [min, max]) | vs base | dips |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['case']} | {r['recipe']} | {r['epochs']} | {r['macs_kept']:.3f} | "
-            f"{r['params_kept']:.3f} | {r['start_test']:.2%} | {r['final_test_mean']:.2%} "
-            f"[{r['final_test_min']:.2%}, {r['final_test_max']:.2%}] | "
-            f"{r['minus_base'] * 100:+.2f} pt | "
-            f"{r['runs_with_an_epoch_below_start']}/{r['seeds']} |"
-        )
-    return "\n".join(lines) + "\n"
+        "validation accuracy ended below the start."
+    )
+    return "\n".join([intro, "", *table_lines(header, cells)]) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

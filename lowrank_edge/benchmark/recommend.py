@@ -230,11 +230,10 @@ class ConditionResult:
             return None if value is None else Entry.from_dict(value)
 
         names = {spec.name for spec in fields(Condition)}
+        condition = {k: v for k, v in data.items() if k in names}
+        condition["cpu_advice"] = tuple(condition.get("cpu_advice") or ())  # a JSON list
         return cls(
-            condition=Condition(
-                **{k: v for k, v in data.items() if k in names and k != "cpu_advice"},
-                cpu_advice=tuple(data.get("cpu_advice") or ()),
-            ),
+            condition=Condition(**condition),
             max_drop_pp=data["max_accuracy_drop_pp"],
             entries=tuple(Entry.from_dict(e) for e in data.get("candidates") or ()),
             reference=entry(data.get("reference")),

@@ -568,10 +568,12 @@ def finetune_recipe_from(params: dict[str, Any], finetune_epochs: int) -> dict[s
             f"{' and '.join(given)} {'applies' if len(given) == 1 else 'apply'} to "
             "fine-tuning, which --finetune-epochs 0 turns off"
         )
-    defaults = recipe_defaults(params.get("factoriser", "whitened"))
+    # without fine-tuning, neither applies: the plain recipe's (off) values are recorded
+    factoriser = params.get("factoriser", "whitened") if finetune_epochs else "svd"
+    defaults = recipe_defaults(factoriser)
     for key in ("distill", "warmup"):
         if recipe[key] is None:
-            recipe[key] = defaults[key] if finetune_epochs else 0.0 if key == "warmup" else False
+            recipe[key] = defaults[key]
     for flag in ("--distill-temperature", "--distill-alpha", "--distill-features"):
         if flag in given and not recipe["distill"]:
             raise LowrankEdgeError(f"{flag} applies with --distill")

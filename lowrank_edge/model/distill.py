@@ -59,13 +59,13 @@ def distillation_loss(
 def matched_layers(student, teacher, patterns: Sequence[str]) -> list[str]:
     """Names of the top-level layers matching `patterns` in both models with equal output
     shapes, in the student's order; a pattern that matches no such layer is refused."""
-    names = []
+    names, teacher_names = [], {layer.name for layer in teacher.layers}
     for pattern in patterns:
         found = [
             layer.name
             for layer in student.layers
             if fnmatch.fnmatchcase(layer.name, pattern)
-            and layer.name in {t.name for t in teacher.layers}
+            and layer.name in teacher_names
             and _shape(layer) == _shape(teacher.get_layer(layer.name))
         ]
         if not found:
@@ -129,12 +129,13 @@ class Distiller(keras.Model):
         return outputs[0] if self.features else outputs
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        teacher = self._teacher.model(x, training=False)
-        teacher = [ops.stop_gradient(t) for t in teacher] if self.features else teacher
+        teacher = keras.tree.map_structure(
+            ops.stop_gradient, self._teacher.model(x, training=False)
+        )
         loss = distillation_loss(
             y,
             self._final(y_pred),
-            ops.stop_gradient(self._final(teacher)),
+            self._final(teacher),
             temperature=self.temperature,
             alpha=self.alpha,
             from_logits=self.from_logits,

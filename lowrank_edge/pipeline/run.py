@@ -256,15 +256,15 @@ def scheduled_compress_and_finetune(
         options.target_macs or options.target_params, options.rank_schedule, finetune.epochs
     )
     stage_fit = replace(finetune, epochs=1, patience=None)
+    kind = "MACs" if options.target_macs is not None else "parameters"
+    teacher = model if finetune.distill else None  # the original, at every stage
     stages, fits, current = [], [], None
     for index, budget in enumerate(budgets):
         source = model if current is None else merged_model(model, current)
-        kind = "MACs" if options.target_macs is not None else "parameters"
         log(f"rank schedule: stage {index + 1}/{len(budgets)} keeps {budget:.4g} of the {kind}")
         result, compression = compress_once(source, with_budget(options, budget), data, log)
         current = result.model
         before = accuracy_record(current, data)
-        teacher = model if finetune.distill else None  # the original, always
         fits.append(fit(current, data, replace(stage_fit, seed=finetune.seed + index), teacher))
         after = accuracy_record(current, data)
         log(

@@ -66,8 +66,9 @@ def _devices(records: Sequence[dict]) -> list[str]:
 
 
 def device_section(records: Sequence[dict]) -> list[str]:
-    """One row of system facts per device (from the first record of each)."""
-    rows = []
+    """One row of system facts per device (from the first record of each), then each device's
+    int8/fp16 advice in words."""
+    rows, advice = [], []
     for device in _devices(records):
         first = next(r for r in records if r.get("device", "?") == device)
         facts = first.get("system") or {}
@@ -91,15 +92,11 @@ def device_section(records: Sequence[dict]) -> list[str]:
                 facts.get("lowrank_edge", "-"),
             )
         )
+        advice += [f"* {device}: {s}." for s in precision_advice(facts.get("cpu_features"))]
     header = (
         "device", "host", "CPU", "CPU features", "cores", "affinity", "load avg", "OS", "Python",
         "onnxruntime", "ai-edge-litert", "tensorflow", "lowrank-edge",
     )  # fmt: skip
-    advice = []
-    for device in _devices(records):
-        facts = next(r for r in records if r.get("device", "?") == device).get("system") or {}
-        for sentence in precision_advice(facts.get("cpu_features")):
-            advice.append(f"* {device}: {sentence}.")
     return ["## Devices", "", *table_lines(header, rows), "", *advice, *([""] if advice else [])]
 
 
