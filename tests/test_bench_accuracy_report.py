@@ -92,10 +92,11 @@ def test_the_report_lists_every_artifact_with_its_front_mark(bench):
     }
     e75 = rows["e75 tflite-float32"]
     assert (e75["p50 ms"], e75["drop pp"], e75["accuracy"]) == ("0.800", "0.40", "98.60%")
-    assert e75["speedup vs original"] == "1.25x"  # timed with the original: interleaved rounds
+    # timed in the original's rounds: the paired median and its IQR
+    assert e75["speedup vs original [IQR]"] == "1.25x [1.25-1.25]"
     assert e75["file size"] == "750.0 kB"
     assert e75["accuracy source"] == "parity samples, this artifact, 512 images"
-    assert rows["base tflite-int8-full"]["speedup vs original"] == "2.00x (p50 ratio)"
+    assert rows["base tflite-int8-full"]["speedup vs original [IQR]"] == "2.00x [2.00-2.00]"
     assert rows["base tflite-int8-full"]["drop pp"] == "0.50"
     assert rows["base tflite-float32 (original)"]["drop pp"] == "0.00"
     assert "No accuracy known" not in report
@@ -137,7 +138,7 @@ def test_a_missing_manifest_gives_a_note_instead_of_a_crash(bench, tmp_path):
     rows = _section_rows(report, LITERT_T1_B1)
     e75 = rows["e75 tflite-float32"]
     assert (e75["accuracy"], e75["drop pp"], e75["Pareto front"]) == ("-", "-", "")
-    assert e75["speedup vs original"] == "1.25x"  # still timed against the original
+    assert e75["speedup vs original [IQR]"] == "1.25x [1.25-1.25]"  # still timed with it
     assert rows["e50 tflite-float32"]["Pareto front"] == "yes"
     assert (bench / "latency_accuracy.png").is_file()
 

@@ -250,7 +250,7 @@ def test_interrupted_sweep_keeps_finished_records(exported, tmp_path):
         policy=FAST_POLICY,
     )
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(config, tmp_path, progress=_InterruptAt("litert float32 threads=1 batch=2"))
+        run_sweep(config, tmp_path, progress=_InterruptAt("litert threads=1 batch=2"))
     records = read_results(tmp_path)
     assert [(r["model"], r["batch"], r["status"]) for r in records] == [
         ("base", 1, "ok"),
@@ -275,7 +275,7 @@ def test_artifact_swapped_between_rounds_fails_its_configuration(exported, tmp_p
     """Every open checks the bytes it loads: a file swapped after round 1 is refused in round 2."""
     e50 = shutil.copytree(exported["e50"], tmp_path / "e50")
     target = next(e50.glob("*.tflite"))
-    swap = _SwapAt("| e50 round 2/2", target, next(exported["base"].glob("*.tflite")))
+    swap = _SwapAt("| e50 float32 round 2/2", target, next(exported["base"].glob("*.tflite")))
     config = SweepConfig(
         models=(str(exported["base"]), str(e50)),
         backends=("litert",),
@@ -422,3 +422,59 @@ def test_bench_report_needs_result_files(tmp_path):
     result = CliRunner().invoke(main, ["bench-report", str(bad), "--out", str(tmp_path / "r")])
     assert result.exit_code == 1
     assert "results.jsonl: line 2: not valid JSON" in result.output
+
+
+class _Order(Progress):
+    """Records every timed step's detail, in the order the sweep visits them."""
+
+    def __init__(self):
+        super().__init__(1, enabled=False)
+        self.details: list[str] = []
+
+    def step(self, group: str, detail: str = "") -> None:
+        self.details.append(f"{group} {detail}")
+        super().step(group, detail)
+
+
+def test_every_variant_is_timed_in_the_original_float32_rounds(exported, tmp_path):
+    """float32 and float16 of both models share each round, so a float16 file's speedup over the
+    original float32 is a paired ratio over the same rounds, named in its record."""
+    from harness.data import make_pattern_dataset
+
+    from lowrank_edge.export import export_model
+
+    folders = {}
+    for name in ("base", "e50"):
+        folders[name] = tmp_path / name
+        export_model(
+            exported[name].parent / f"{name}.keras", folders[name], formats=("tflite",),
+            tflite_variants=("float32", "float16"), parity_samples=8, log=lambda m: None,
+            dataset=make_pattern_dataset(n_train=16, n_val=8, n_test=16),
+        )  # fmt: skip
+    config = SweepConfig(
+        models=(str(folders["base"]), str(folders["e50"])),
+        backends=("litert",),
+        variants=("float32", "float16"),
+        policy=FAST_POLICY,
+    )
+    order = _Order()
+    run_sweep(config, tmp_path / "out", progress=order)
+    first_round = [d for d in order.details if "round 1/" in d]
+    assert first_round == [
+        f"litert threads=1 batch=1 | {model} {variant} round 1/{FAST_POLICY.rounds}"
+        for variant in ("float32", "float16")
+        for model in ("base", "e50")
+    ]
+    assert order.details.index(first_round[-1]) < min(
+        order.details.index(d) for d in order.details if "round 2/" in d
+    )  # every variant's round 1 before any round 2
+    records = {(r["model"], r["variant"]): r for r in read_results(tmp_path / "out")}
+    assert len(records) == 4
+    for record in records.values():
+        assert record["status"] == "ok", record["error"]
+        assert record["reference"] == "base float32"
+        assert record["reference_spread"]["rounds"] == FAST_POLICY.rounds * FAST_POLICY.repeats
+        assert math.isfinite(record["reference_speedup"]) and record["reference_speedup"] > 0
+    assert records[("base", "float32")]["reference_speedup"] == 1.0
+    # the same-variant speedup stays against the baseline in that variant
+    assert records[("base", "float16")]["actual_speedup"] == 1.0

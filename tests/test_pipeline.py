@@ -307,3 +307,29 @@ def test_a_variant_failing_its_export_gate_is_marked_not_benched_and_reported(
     assert "| f0.5 | tflite-int8-dynamic | test-accuracy | drop 5.00 points |" in report
     summary = json.loads((tmp_path / "results.json").read_text())
     assert summary["recommendation"]["conditions"][0]["artifact"].endswith("tflite-float32")
+
+
+def test_the_ship_section_quotes_paired_speedups_with_their_spread_and_ties():
+    """The main job's "which file to ship" says what each speedup is (paired, IQR, rounds),
+    which files it is tied with, and that an old bench's figure is not paired."""
+    from lowrank_edge.pipeline.report import ship_section
+
+    chosen = {
+        "backend": "litert", "threads": 1, "batch": 32, "machine": "vm, Xeon, 2 CPUs",
+        "problem": None, "artifact": "m0.33 tflite-int8-dynamic", "file": "m.tflite",
+        "bytes": 41_000, "speedup": 1.62, "speedup_kind": "paired",
+        "speedup_iqr": {"q1": 1.55, "q3": 1.70, "rounds": 15}, "drop_pp": 0.1,
+        "tie_within_spread": True, "tied_with": ["base tflite-int8-dynamic"],
+        "fastest": "base tflite-int8-dynamic", "runner_up": "base tflite-int8-dynamic",
+    }  # fmt: skip
+    old = {**chosen, "backend": "onnxruntime", "speedup_iqr": None,
+           "speedup_kind": "p50 ratio, not paired", "tie_within_spread": False, "tied_with": [],
+           "fastest": "m0.33 tflite-int8-dynamic"}  # fmt: skip
+    summary = {"recommendation": {"bench_dir": "out/bench", "max_accuracy_drop_pp": 0.5,
+                                  "conditions": [chosen, old]}}  # fmt: skip
+    text = ship_section(summary)
+    assert "1.62x [1.55–1.70, 15 rounds]" in text
+    assert "tie within spread with base tflite-int8-dynamic" in text
+    assert "fastest by median: base tflite-int8-dynamic" in text
+    assert "1.62x (p50 ratio, not paired)" in text
+    assert "Each speedup is paired" in text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -20,12 +21,16 @@ from lowrank_edge.benchmark.recommend import (
     ARTIFACT_TEST,
     KERAS_PARITY,
     MODEL_TEST,
+    PAIRED,
+    UNPAIRED,
     Accuracy,
     Candidate,
+    Condition,
     Entry,
     Recommendation,
     dominates,
     recommend,
+    recommend_condition,
     tie_within_spread,
 )
 from lowrank_edge.benchmark.recommend_inputs import (
@@ -35,6 +40,7 @@ from lowrank_edge.benchmark.recommend_inputs import (
     group_candidates,
     read_bench,
 )
+from lowrank_edge.benchmark.timing.ratios import RatioSummary
 from lowrank_edge.cli import main
 
 T, I8 = "tflite", "int8-full"
@@ -109,7 +115,8 @@ def test_picks_the_fastest_artifact_within_the_budget(bench):
     assert result.winner.label == "e50 tflite-float32"  # e50-int8 (1.0 pp), base-int8 (0.5) out
     assert result.winner.drop_pp == pytest.approx(0.2)
     assert result.winner.speedup == pytest.approx(1.656, abs=0.001)  # median per-round ratio
-    assert result.winner.speedup_kind == "interleaved rounds"
+    assert result.winner.speedup_kind == PAIRED
+    assert result.winner.candidate.paired.rounds == 6  # 3 repeats x 2 rounds, all paired
     assert result.winner.candidate.bytes == 500_000
     assert result.winner.accuracy.source == ARTIFACT_PARITY
     assert result.runner_up.label == "e75 tflite-float32"
@@ -117,9 +124,9 @@ def test_picks_the_fastest_artifact_within_the_budget(bench):
     assert result.reference.label == "base tflite-float32"
 
     wider = _only(_result(bench, 0.5, backend="litert", threads=1, batch=1))
-    assert wider.winner.label == "base tflite-int8-full"  # another group: a p50 ratio
-    assert wider.winner.speedup == pytest.approx(1.0 / 0.5)
-    assert wider.winner.speedup_kind == "p50 ratio"
+    assert wider.winner.label == "base tflite-int8-full"  # paired with the float32 original
+    assert wider.winner.speedup == pytest.approx(1.0 / 0.5)  # median of 2.0, 2.02, 1.94
+    assert wider.winner.speedup_kind == PAIRED
     assert _only(_result(bench, 1.0, backend="litert", threads=1, batch=1)).winner.label == (
         "e50 tflite-int8-full"
     )
@@ -160,7 +167,9 @@ def test_cli_prints_and_writes_the_recommendation(bench, tmp_path):
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())
     assert "recommended e50 tflite-float32: p50 0.61 ms" in out
-    assert "1.66x vs the original (interleaved rounds)" in out  # median of per-round ratios
+    # median of per-round ratios, with their IQR (3 repeats x 2 rounds)
+    assert "1.66x (paired, IQR 1.61-1.66 over 6 rounds) vs the original" in out
+    assert "Speedup: the median over rounds of p50(original float32) / p50(file)" in out
     assert "500.0 kB" in out and "drop 0.20 pp" in out
     assert "Accuracy source(s) used: parity samples, this artifact" in out
     assert "98.80% (parity samples, this artifact, 512 images)" in out
@@ -238,15 +247,101 @@ def test_ignores_records_of_other_conditions(bench, tmp_path):
 
 
 def test_tie_within_measured_spread(bench):
+    """Threads 2: e50 (1.49x, IQR 1.42-1.54, 0.2 pp) is the fastest, but e75 (1.43x, IQR
+    1.37-1.45, 0.1 pp) overlaps it, so the tied file with the smaller drop is recommended."""
     result = _only(_result(bench, 0.3, threads=2))
-    assert result.winner.label == "e50 tflite-float32"
-    assert result.runner_up.label == "e75 tflite-float32"
+    assert result.fastest.label == "e50 tflite-float32"
+    assert result.winner.label == "e75 tflite-float32"
+    assert [e.label for e in result.tied] == ["e50 tflite-float32"]
+    assert result.runner_up.label == "e50 tflite-float32"
     assert result.tie is True
     cli = _run(bench, "--max-accuracy-drop", "0.3", "--threads", "2")
     assert cli.exit_code == 0, cli.output
-    assert "reliability: tie within measured spread (repeat p50s 0.45-0.5 ms against " in (
-        cli.output
+    out = " ".join(cli.output.split())
+    assert (
+        "reliability: tie within measured spread (e75 tflite-float32 1.37-1.45x; "
+        "e50 tflite-float32 1.42-1.54x): all as fast"
+    ) in out
+    assert "it drops less accuracy (0.10 against 0.20 pp)" in out
+    saved = Recommendation.from_dict(json.loads((bench / "recommendation.json").read_text()))
+    assert [e.label for e in saved.conditions[0].tied] == ["e50 tflite-float32"]
+    assert saved.conditions[0].fastest.label == "e50 tflite-float32"
+
+
+def _paired_candidate(label, median, q1, q3, size=100):
+    summary = RatioSummary(median, q1, q3, q1 - 0.1, q3 + 0.1, rounds=15)
+    return Candidate(label, label, label, label, "int8", None, None, None, size, 1.0 / median,
+                     paired=summary)  # fmt: skip
+
+
+def _judged(*candidates, drops):
+    reference = replace(_paired_candidate("ref", 1.0, 1.0, 1.0), is_reference=True)
+    reference = replace(reference, accuracies=(Accuracy(0.99, ARTIFACT_TEST),))
+    others = [
+        replace(c, accuracies=(Accuracy(0.99 - d / 100, ARTIFACT_TEST),))
+        for c, d in zip(candidates, drops, strict=True)
+    ]
+    return recommend_condition(Condition("dev", "litert", 1, 32), [reference, *others], 0.5)
+
+
+def test_ties_are_flagged_against_every_overlapping_candidate():
+    """Not only the runner-up: every qualifying file whose IQR meets the fastest's is tied."""
+    result = _judged(
+        _paired_candidate("fast", 2.0, 1.90, 2.10),
+        _paired_candidate("second", 1.95, 1.85, 1.95),  # overlaps
+        _paired_candidate("third", 1.80, 1.70, 1.90),  # touches the fastest's q1: overlaps
+        _paired_candidate("slow", 1.50, 1.40, 1.60),  # clear
+        drops=[0.3, 0.2, 0.1, 0.0],
     )
+    assert result.fastest.label == "fast"
+    assert result.winner.label == "third"  # the tied file with the smallest drop
+    assert sorted(e.label for e in result.tied) == ["fast", "second"]
+    assert result.tie is True
+    clear = _judged(
+        _paired_candidate("fast", 2.0, 1.90, 2.10),
+        _paired_candidate("slow", 1.50, 1.40, 1.60),
+        drops=[0.3, 0.0],
+    )
+    assert clear.winner.label == "fast" and clear.tie is False and clear.tied == ()
+    one_round = _judged(
+        replace(_paired_candidate("fast", 2.0, 2.0, 2.0), paired=RatioSummary(2, 2, 2, 2, 2, 1)),
+        _paired_candidate("slow", 1.50, 1.40, 1.60),
+        drops=[0.3, 0.0],
+    )
+    assert one_round.tie is None  # one round: no spread, so no claim either way
+
+
+def test_the_same_file_when_a_rerun_swaps_tied_files(tmp_path):
+    """Two benches of the same files where the two fastest swap places within their spread:
+    the recommendation names the same file both times."""
+    exports = _exports(tmp_path / "exports")
+    first = {"base": [1.0, 1.0, 1.0], "e50": [0.60, 0.63, 0.66], "e75": [0.62, 0.64, 0.65]}
+    second = {"base": [1.0, 1.0, 1.0], "e50": [0.63, 0.65, 0.66], "e75": [0.60, 0.62, 0.65]}
+    chosen = []
+    for name, times in (("run1", first), ("run2", second)):
+        write_bench(tmp_path / name, name, exports, [Group("litert", "float32", times)])
+        result = _only(_result(tmp_path / name, 0.3))
+        assert result.tie is True
+        chosen.append((result.fastest.label, result.winner.label))
+    assert [fastest for fastest, _ in chosen] == ["e50 tflite-float32", "e75 tflite-float32"]
+    assert [winner for _, winner in chosen] == ["e75 tflite-float32"] * 2
+
+
+def test_records_from_before_pairing_say_their_speedup_is_unpaired(tmp_path):
+    """An old bench (each variant timed in its own group): a float32 file keeps its own group's
+    paired ratio; an int8 file's speedup is a p50 ratio, named as such and starred."""
+    exports = _exports(tmp_path / "exports")
+    write_bench(tmp_path / "old", "old", exports, GROUPS, paired=False)
+    result = _only(_result(tmp_path / "old", 0.5, backend="litert", threads=1, batch=1))
+    assert result.winner.label == "base tflite-int8-full"
+    assert result.winner.speedup_kind == UNPAIRED
+    assert result.winner.speedup == pytest.approx(1.0 / 0.5)
+    float32 = next(e for e in result.entries if e.label == "e50 tflite-float32")
+    assert float32.speedup_kind == PAIRED
+    cli = _run(tmp_path / "old", "--max-accuracy-drop", "0.5", "--backend", "litert",
+               "--threads", "1", "--batch", "1")  # fmt: skip
+    assert "2.00x (p50 ratio, not paired) vs the original" in " ".join(cli.output.split())
+    assert "* p50 ratio, not paired: timed in another group" in cli.output
 
 
 def test_tie_rule_and_size_tie_break():

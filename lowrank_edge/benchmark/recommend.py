@@ -8,9 +8,14 @@ threads, batch); `recommend_condition` ranks them:
 * every other measured artifact is a candidate; its accuracy drop is the reference's accuracy
   minus its own, in percentage points, both taken from the same source (`SOURCE_ORDER`: the
   first source both have), so a drop never compares a full-test figure with a parity-sample one;
-* the recommendation is the fastest candidate (lowest pooled p50) whose drop is within the budget;
-  when its repeat p50 range overlaps the runner-up's, the result is a tie within measured spread;
-* the Pareto front is over p50 latency (lower is better) and accuracy relative to the reference
+* every speedup is a paired ratio: the candidate and the reference were timed in the same
+  interleaved rounds, and the figure is the median of the per-round ratios with its interquartile
+  range (records from before every variant shared the rounds fall back to a p50 ratio, named so);
+* the fastest candidate within the budget is found by that median; every other qualifying
+  candidate whose interquartile range overlaps the fastest's is tied with it, and the recommendation
+  is the tied one with the smallest accuracy drop (then the smaller file), so that a re-run of the
+  bench that swaps two indistinguishable files still names the same one;
+* the Pareto front is over speedup (higher is better) and accuracy relative to the reference
   (higher is better); file size is not an objective: it only breaks exact ties on both (the
   smaller file wins) and is drawn as the marker size.
 """
@@ -21,9 +26,9 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 
-from lowrank_edge.benchmark.timing.ratios import relative_spread
+from lowrank_edge.benchmark.results.records import REFERENCE_VARIANT
+from lowrank_edge.benchmark.timing.ratios import RatioSummary, relative_spread
 
-REFERENCE_VARIANT = "float32"
 SCHEMA = 1
 TOLERANCE_PP = 1e-9  # drops computed from fractions: 0.3 must pass a 0.3 pp budget
 
@@ -39,15 +44,24 @@ SOURCE_TEXT = {
     KERAS_PARITY: "parity samples, the Keras model",
 }
 FRONT_RULE = (
-    "Pareto front over p50 latency (lower is better) and accuracy relative to the original "
+    "Pareto front over paired speedup (higher is better) and accuracy relative to the original "
     "(higher is better): an artifact is on it unless another is at least as good on both and "
     "strictly better on one. Size is not an objective: it only breaks exact ties on both (the "
     "smaller file wins) and sets the marker size in the plots."
 )
 TIE_RULE = (
-    "tie within measured spread: the winner's and the runner-up's per-repeat p50 ranges overlap "
-    "(the runner-up's fastest repeat is no slower than the winner's slowest)"
+    "tie within measured spread: a qualifying file whose paired speedup's interquartile range "
+    "(over every round it shared with the original) overlaps the fastest file's is tied with it; "
+    "of the tied files the one with the smallest accuracy drop, then the smaller file, is "
+    "recommended"
 )
+SPEEDUP_RULE = (
+    "Speedup: the median over rounds of p50(original float32) / p50(file), both timed in the "
+    "same interleaved rounds (a paired ratio), with the interquartile range of those per-round "
+    "ratios."
+)
+PAIRED = "paired"
+UNPAIRED = "p50 ratio, not paired"
 
 
 @dataclass(frozen=True)
@@ -103,7 +117,7 @@ class Candidate:
     bytes: int | None
     p50_ms: float
     p50_repeats_ms: tuple[float, ...] = ()
-    interleaved_speedup: float | None = None  # the record's, when timed in the reference's group
+    paired: RatioSummary | None = None  # speedup over the reference from the rounds they shared
     accuracies: tuple[Accuracy, ...] = ()
     is_reference: bool = False
     note: str | None = None  # why no accuracy is known, for instance
@@ -139,7 +153,7 @@ class Entry:
     reference_accuracy: Accuracy | None = None  # the reference's figure from that source
     drop_pp: float | None = None  # reference - candidate, percentage points (None: unknown)
     speedup: float | None = None  # vs the reference
-    speedup_kind: str | None = None  # "interleaved rounds" or "p50 ratio"
+    speedup_kind: str | None = None  # PAIRED, UNPAIRED or "reference"
     within_budget: bool = False
     on_front: bool = False
 
@@ -163,6 +177,8 @@ class Entry:
         values = {key: value for key, value in data.items() if key in names}
         values["p50_repeats_ms"] = tuple(values.get("p50_repeats_ms") or ())
         values["accuracies"] = tuple(Accuracy(**a) for a in values.get("accuracies") or ())
+        paired = values.get("paired")
+        values["paired"] = RatioSummary.from_dict(paired) if paired else None
         candidate = Candidate(**values)
         return cls(
             candidate=candidate,
@@ -189,8 +205,10 @@ class ConditionResult:
     entries: tuple[Entry, ...] = ()  # every measured artifact, the reference too, fastest first
     reference: Entry | None = None
     winner: Entry | None = None
-    runner_up: Entry | None = None
+    runner_up: Entry | None = None  # the fastest qualifying file after the winner
     tie: bool | None = None  # None: no runner-up, or a spread that was not measured
+    tied: tuple[Entry, ...] = ()  # every qualifying file tied with the fastest (winner aside)
+    fastest: Entry | None = None  # the fastest qualifying file (the winner unless a tie)
     closest: Entry | None = None  # with no winner: the smallest drop beyond the budget
     smallest: Entry | None = None  # the smallest file within the budget (ties: the faster)
     problem: str | None = None
@@ -213,6 +231,8 @@ class ConditionResult:
             "recommended": entry(self.winner),
             "runner_up": entry(self.runner_up),
             "tie_within_spread": self.tie,
+            "tied_with": [e.label for e in self.tied],
+            "fastest": entry(self.fastest),
             "closest": entry(self.closest),
             "smallest": entry(self.smallest),
             "problem": self.problem,
@@ -232,14 +252,17 @@ class ConditionResult:
         names = {spec.name for spec in fields(Condition)}
         condition = {k: v for k, v in data.items() if k in names}
         condition["cpu_advice"] = tuple(condition.get("cpu_advice") or ())  # a JSON list
+        entries = tuple(Entry.from_dict(e) for e in data.get("candidates") or ())
         return cls(
             condition=Condition(**condition),
             max_drop_pp=data["max_accuracy_drop_pp"],
-            entries=tuple(Entry.from_dict(e) for e in data.get("candidates") or ()),
+            entries=entries,
             reference=entry(data.get("reference")),
             winner=entry(data.get("recommended")),
             runner_up=entry(data.get("runner_up")),
             tie=data.get("tie_within_spread"),
+            tied=tuple(e for e in entries if e.label in set(data.get("tied_with") or ())),
+            fastest=entry(data.get("fastest")),
             closest=entry(data.get("closest")),
             smallest=entry(data.get("smallest")),
             problem=data.get("problem"),
@@ -280,6 +303,7 @@ class Recommendation:
             "filters": dict(self.filters),
             "bench_folders": list(self.bench_folders),
             "front_rule": FRONT_RULE,
+            "speedup_rule": SPEEDUP_RULE,
             "tie_rule": TIE_RULE,
             "conditions": [r.to_dict() for r in self.conditions],
         }
@@ -315,14 +339,14 @@ def shared_accuracy(candidate: Candidate, reference: Candidate) -> tuple[Accurac
 
 
 def speedup_against(candidate: Candidate, reference: Candidate) -> tuple[float | None, str | None]:
-    """Speedup over the reference: the interleaved median ratio when both shared a group, else
-    the ratio of the pooled p50s (timed in different groups, so drift is not cancelled)."""
+    """Speedup over the reference: the median paired ratio from the rounds both shared, else (an
+    old record) the ratio of the pooled p50s, timed apart, so drift is not cancelled."""
     if candidate.is_reference:
         return 1.0, "reference"
-    if candidate.interleaved_speedup is not None:
-        return candidate.interleaved_speedup, "interleaved rounds"
+    if candidate.paired is not None:
+        return candidate.paired.median, PAIRED
     if candidate.p50_ms > 0:
-        return reference.p50_ms / candidate.p50_ms, "p50 ratio"
+        return reference.p50_ms / candidate.p50_ms, UNPAIRED
     return None, None
 
 
@@ -345,13 +369,18 @@ def judge(candidate: Candidate, reference: Candidate, max_drop_pp: float) -> Ent
     )
 
 
+def _slowness(entry: Entry) -> float:
+    """Lower is faster: minus the speedup over the reference (the p50 where none is known)."""
+    return -entry.speedup if entry.speedup is not None else entry.candidate.p50_ms
+
+
 def dominates(a: Entry, b: Entry) -> bool:
     """True when `a` is at least as fast and as accurate as `b` and strictly better on one;
     on an exact tie of both, the smaller file dominates."""
     if a.drop_pp is None or b.drop_pp is None:
         return False
-    fast, accurate = a.candidate.p50_ms, -a.drop_pp
-    other_fast, other_accurate = b.candidate.p50_ms, -b.drop_pp
+    fast, accurate = _slowness(a), -a.drop_pp
+    other_fast, other_accurate = _slowness(b), -b.drop_pp
     if fast > other_fast or accurate < other_accurate:
         return False
     if fast < other_fast or accurate > other_accurate:
@@ -366,18 +395,31 @@ def pareto_front(entries: Sequence[Entry]) -> list[Entry]:
     return [e for e in known if not any(dominates(o, e) for o in known if o is not e)]
 
 
-def tie_within_spread(winner: Candidate, runner_up: Candidate) -> bool | None:
-    """True when their per-repeat p50 ranges overlap; None when either has fewer than 2 repeats."""
-    mine, theirs = winner.repeat_range(), runner_up.repeat_range()
+def tie_within_spread(fastest: Candidate, other: Candidate) -> bool | None:
+    """True when the interquartile ranges of their paired speedups overlap; for old records
+    without paired ratios, when their per-repeat p50 ranges do. None: no spread on one side."""
+    if fastest.paired is not None and other.paired is not None:
+        if fastest.paired.rounds < 2 or other.paired.rounds < 2:
+            return None
+        return fastest.paired.overlaps(other.paired)
+    mine, theirs = fastest.repeat_range(), other.repeat_range()
     if mine is None or theirs is None:
         return None
     return theirs[0] <= mine[1]
 
 
+def _size(entry: Entry) -> float:
+    return entry.candidate.bytes if entry.candidate.bytes is not None else math.inf
+
+
 def _speed_key(entry: Entry) -> tuple:
     drop = entry.drop_pp if entry.drop_pp is not None else math.inf
-    size = entry.candidate.bytes if entry.candidate.bytes is not None else math.inf
-    return (entry.candidate.p50_ms, drop, size, entry.label)
+    return (_slowness(entry), drop, _size(entry), entry.label)
+
+
+def _tie_break_key(entry: Entry) -> tuple:
+    """Among files tied on speed: the smallest drop, then the smaller file, then the faster."""
+    return (entry.drop_pp, _size(entry), _slowness(entry), entry.label)
 
 
 def judge_condition(
@@ -460,19 +502,40 @@ def recommend_condition(
                 f"{closest.drop_pp - max_drop_pp:.2f} pp beyond the budget"
             )
         return replace(result, closest=closest, problem=problem, notes=tuple(notes))
-    winner = qualified[0]
-    runner_up = qualified[1] if len(qualified) > 1 else None
-    tie = tie_within_spread(winner.candidate, runner_up.candidate) if runner_up else None
+    fastest = qualified[0]
+    ties = [tie_within_spread(fastest.candidate, e.candidate) for e in qualified[1:]]
+    tied_set = [fastest] + [e for e, t in zip(qualified[1:], ties, strict=True) if t]
+    winner = min(tied_set, key=_tie_break_key)
+    tied = tuple(e for e in tied_set if e is not winner)
+    runner_up = next((e for e in qualified if e is not winner), None)
+    tie = True if tied else (None if runner_up is None or None in ties else False)
+    if winner is not fastest:
+        why = (
+            f"it drops less accuracy ({winner.drop_pp:.2f} against {fastest.drop_pp:.2f} pp)"
+            if winner.drop_pp < fastest.drop_pp
+            else f"it is the smaller file at the same drop ({format_bytes(winner.candidate.bytes)})"
+        )
+        notes.append(
+            f"{winner.label} is recommended over the fastest, {fastest.label}: their paired "
+            f"speedups are tied within spread and {why}"
+        )
+    paired = winner.candidate.paired
     if winner.speedup is not None and winner.speedup < 1.0:
         notes.append(
             f"{winner.label} is slower than the original ({winner.speedup:.2f}x): within "
             "this budget the original itself is the fastest choice"
         )
+    elif paired is not None and paired.rounds > 1 and paired.q1 <= 1.0:
+        notes.append(
+            f"{winner.label} is not faster than the original beyond the spread (its paired "
+            f"IQR {paired.q1:.2f}-{paired.q3:.2f} reaches 1.00)"
+        )
     sized = [e for e in qualified if e.candidate.bytes is not None]
     smallest = min(sized, key=lambda e: (e.candidate.bytes, _speed_key(e)), default=None)
     return replace(
-        result, winner=winner, runner_up=runner_up, tie=tie, smallest=smallest, notes=tuple(notes)
-    )
+        result, winner=winner, runner_up=runner_up, tie=tie, tied=tied, fastest=fastest,
+        smallest=smallest, notes=tuple(notes),
+    )  # fmt: skip
 
 
 def recommend(
@@ -528,7 +591,7 @@ def _entry_lines(role: str, entry: Entry) -> list[str]:
     candidate = entry.candidate
     parts = [_p50(candidate)]
     if not candidate.is_reference and entry.speedup is not None:
-        parts.append(f"{entry.speedup:.2f}x vs the original ({entry.speedup_kind})")
+        parts.append(f"{speedup_text(entry)} vs the original")
     parts.append(format_bytes(candidate.bytes))
     figure = entry.accuracy if entry.accuracy is not None else candidate.best_accuracy()
     accuracy = f"accuracy {figure.describe()}" if figure else "accuracy unknown"
@@ -542,20 +605,43 @@ def _entry_lines(role: str, entry: Entry) -> list[str]:
     return lines
 
 
+def speedup_text(entry: Entry, compact: bool = False) -> str:
+    """`1.62x (paired, IQR 1.55-1.70 over 15 rounds)`, or the unpaired p50 ratio, named so;
+    `compact` (a table cell): `1.62x [1.55-1.70]`."""
+    if entry.speedup is None:
+        return "?x"
+    paired = entry.candidate.paired
+    if entry.speedup_kind == PAIRED and paired is not None:
+        if compact:
+            return f"{entry.speedup:.2f}x [{paired.q1:.2f}-{paired.q3:.2f}]"
+        return f"{entry.speedup:.2f}x ({paired.describe().split(' ', 1)[1]})"
+    if entry.speedup_kind == "reference":
+        return f"{entry.speedup:.2f}x"
+    return f"{entry.speedup:.2f}x ({entry.speedup_kind})"
+
+
+def _range(entry: Entry) -> str:
+    """The figure a tie is judged on: the paired IQR, or (old records) the repeat p50 range."""
+    paired = entry.candidate.paired
+    if paired is not None:
+        return f"{entry.label} {paired.q1:.2f}-{paired.q3:.2f}x"
+    low, high = entry.candidate.repeat_range() or (entry.candidate.p50_ms,) * 2
+    return f"{entry.label} repeat p50s {low:.4g}-{high:.4g} ms"
+
+
 def _tie_line(result: ConditionResult) -> str | None:
-    winner, runner_up = result.winner, result.runner_up
+    winner, runner_up, fastest = result.winner, result.runner_up, result.fastest or result.winner
     if winner is None or runner_up is None:
         return None
     if result.tie is None:
         return (
-            "  reliability: spread not measured (fewer than 2 repeats); "
-            "cannot tell the winner from the runner-up beyond their p50s"
+            "  reliability: spread not measured (one round and one repeat); "
+            "cannot tell the winner from the runner-up beyond their medians"
         )
-    low, high = winner.candidate.repeat_range()
-    other_low, other_high = runner_up.candidate.repeat_range()
-    ranges = f"repeat p50s {low:.4g}-{high:.4g} ms against {other_low:.4g}-{other_high:.4g} ms"
     if result.tie:
-        return f"  reliability: tie within measured spread ({ranges}): either is as fast"
+        ranges = "; ".join(_range(e) for e in (winner, *result.tied))
+        return f"  reliability: tie within measured spread ({ranges}): all as fast"
+    ranges = f"{_range(fastest)} against {_range(runner_up)}"
     return f"  reliability: clear ({ranges} do not overlap)"
 
 
@@ -588,11 +674,14 @@ def render_condition(result: ConditionResult, with_run: bool = False) -> list[st
                 else "over budget"
             )
             speedup = f"{entry.speedup:.2f}x" if entry.speedup is not None else "?x"
+            speedup += "" if entry.speedup_kind != UNPAIRED else "*"
             p50 = f"{entry.candidate.p50_ms:.4g} ms"
             lines.append(
                 f"    {entry.label:<28} p50 {p50:<11} {speedup:>6}  "
                 f"drop {entry.drop_pp:5.2f} pp  {format_bytes(entry.candidate.bytes):>10}  {mark}"
             )
+        if any(e.speedup_kind == UNPAIRED for e in front):
+            lines.append(f"    * {UNPAIRED}: timed in another group, drift not cancelled")
     lines += [f"  note: {note}" for note in result.notes]
     return lines
 
@@ -614,7 +703,9 @@ def render_text(recommendation: Recommendation) -> str:
         f"Accuracy budget: {recommendation.max_drop_pp:g} pp below the original "
         f"({REFERENCE_VARIANT} of the bench baseline), each drop compared like for like.",
         f"Accuracy source(s) used: {used}.",
+        SPEEDUP_RULE,
         FRONT_RULE,
+        f"A {TIE_RULE}.",
         "",
     ]
     for result in recommendation.conditions:

@@ -28,6 +28,7 @@ from lowrank_edge.benchmark.recommend import (
 )
 from lowrank_edge.benchmark.results.provenance import COMMAND_NAME
 from lowrank_edge.benchmark.results.storage import read_results
+from lowrank_edge.benchmark.timing.ratios import RatioSummary
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.fileio import read_json_file
 from lowrank_edge.runtime.manifest import MANIFEST_NAME, failed_note, load_manifest
@@ -258,11 +259,20 @@ def _candidate(record: dict, export: Export) -> Candidate:
         bytes=size,
         p50_ms=float(latency["p50_ms"]),
         p50_repeats_ms=tuple(float(v) for v in repeats),
-        interleaved_speedup=record.get("actual_speedup") if variant == REFERENCE_VARIANT else None,
+        paired=_paired(record),
         accuracies=accuracies,
         is_reference=is_reference,
         note=note,
     )
+
+
+def _paired(record: dict) -> RatioSummary | None:
+    """The record's paired speedup over the original float32: `reference_spread`, or in a record
+    from before every variant shared the rounds, a float32 record's own-group speedup."""
+    spread = record.get("reference_spread")
+    if spread is None and record.get("variant") == REFERENCE_VARIANT:
+        spread = record.get("speedup_spread")
+    return RatioSummary.from_dict(spread) if isinstance(spread, dict) else None
 
 
 def _failed_entry(record: dict, export: Export) -> dict | None:

@@ -1,9 +1,9 @@
-"""The benchmark sweep: every model x backend x variant x threads x batch, interleaved per group.
+"""The benchmark sweep: every model x backend x variant x threads x batch.
 
-Models of one configuration group (backend, variant, threads, batch) are timed
-together in interleaved rounds; each finished group appends one record per
-model to results.jsonl. Anything that goes wrong for a model or a group is
-recorded as a failure with its message and the sweep goes on.
+Every model in every variant of one condition (backend, threads, batch) is timed in the same
+interleaved rounds, so any file's speedup over the original float32 is a paired ratio; each
+finished condition appends one record per model and variant to results.jsonl. Anything that goes
+wrong for a model or a group is recorded as a failure with its message and the sweep goes on.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from lowrank_edge.benchmark.profiling import (
 from lowrank_edge.benchmark.reporting.progress import Progress
 from lowrank_edge.benchmark.results.provenance import git_state
 from lowrank_edge.benchmark.results.records import (
+    REFERENCE_VARIANT,
     GroupContext,
     build_records,
     failure_record,
@@ -197,21 +198,24 @@ class _Sweep:
     def run_all(self) -> SweepOutcome:
         pairs = self.plan()
         self.progress.total = max(self.total_steps(pairs), 1)
-        for backend, variant in pairs:
+        by_backend = {backend: [v for b, v in pairs if b == backend] for backend, _ in pairs}
+        for backend, variants in by_backend.items():
             missing = missing_runtime(backend)
             for threads in self.config.threads:
                 problem = missing or _thread_problem(threads)
                 if problem is None and _thread_warnings(threads):
                     self.progress.note(f"warning: {backend}: {_thread_warnings(threads)[0]}")
                 if problem is not None:
-                    for batch in self.config.batches:
-                        self.fail_all(self.context(backend, variant, threads, batch), problem)
+                    for variant in variants:
+                        for batch in self.config.batches:
+                            self.fail_all(self.context(backend, variant, threads, batch), problem)
                     continue
                 if backend == "keras":
-                    self.keras_groups(variant, threads)
+                    for variant in variants:
+                        self.keras_groups(variant, threads)
                 else:
                     for batch in self.config.batches:
-                        self.runtime_group(backend, variant, threads, batch)
+                        self.runtime_condition(backend, variants, threads, batch)
         return self.outcome
 
     def absent(self, backend: str, variant: str) -> list[bool]:
@@ -224,45 +228,66 @@ class _Sweep:
             for p in self.prepared
         ]
 
-    def runtime_group(self, backend: str, variant: str, threads: int, batch: int) -> None:
-        context = self.context(backend, variant, threads, batch)
-        absent = self.absent(backend, variant)
-        if any(absent):
-            names = ", ".join(
-                p.model.label for p, out in zip(self.prepared, absent, strict=True) if out
-            )
-            self.progress.note(f"note: {backend} {variant}: not exported for {names}; skipped")
+    def runtime_condition(
+        self, backend: str, variants: Sequence[str], threads: int, batch: int
+    ) -> None:
+        """Time every model in every variant of one backend/threads/batch in the same interleaved
+        rounds, so each file's speedup over the original float32 is a paired ratio."""
+        slots: list[tuple[str, int]] = []  # (variant, model index), in timing order
         openers, artifacts, errors, inputs = [], [], [], []
-        for prepared, left_out in zip(self.prepared, absent, strict=True):
-            opener = artifact = error = x = None
-            if left_out:
-                error = "not exported with this variant"
-            elif prepared.error is not None:
-                error = prepared.error
-            else:
-                try:
-                    artifact = artifact_for(prepared.model, backend, variant)
-                    x = make_batch(prepared.samples, batch, self.config.seed)
-                    opener = runtime_opener(
-                        prepared.model, artifact, threads, x, self.config.options
-                    )
-                except LowrankEdgeError as problem:
-                    error = describe_error(problem)
-            openers.append(opener)
-            artifacts.append(artifact.id if artifact else None)
-            errors.append(error)
-            inputs.append(x)
-        group = f"{backend} {variant} threads={threads} batch={batch}"
+        absent_by_variant = {}
+        for variant in variants:
+            absent = absent_by_variant[variant] = self.absent(backend, variant)
+            if any(absent):
+                names = ", ".join(
+                    p.model.label for p, out in zip(self.prepared, absent, strict=True) if out
+                )
+                self.progress.note(f"note: {backend} {variant}: not exported for {names}; skipped")
+            for index, (prepared, left_out) in enumerate(zip(self.prepared, absent, strict=True)):
+                opener, artifact, error, x = self._opener(prepared, left_out, backend, variant,
+                                                          threads, batch)  # fmt: skip
+                slots.append((variant, index))
+                openers.append(opener)
+                artifacts.append(artifact.id if artifact else None)
+                errors.append(error)
+                inputs.append(x)
+        group = f"{backend} threads={threads} batch={batch}"
+        n_models = len(self.prepared)
         measurements = measure_interleaved(
-            openers, self.config.policy, on_step=self._step_callback(group)
+            openers, self.config.policy, on_step=self._step_callback(group, slots)
         )
         for index, error in enumerate(errors):
             if error is not None:
                 measurements[index] = Measurement(error=error)
-        records = build_records(context, self.models, artifacts, measurements, self.baseline)
-        self.write([r for r, left_out in zip(records, absent, strict=True) if not left_out])
-        if self.profiles is not None and backend == "onnxruntime":
-            self.profile_group(context, artifacts, inputs, measurements)
+        reference = None
+        if REFERENCE_VARIANT in variants:
+            reference = measurements[variants.index(REFERENCE_VARIANT) * n_models + self.baseline]
+        for position, variant in enumerate(variants):
+            chunk = slice(position * n_models, (position + 1) * n_models)
+            context = self.context(backend, variant, threads, batch)
+            records = build_records(
+                context, self.models, artifacts[chunk], measurements[chunk], self.baseline,
+                reference=reference,
+            )  # fmt: skip
+            absent = absent_by_variant[variant]
+            self.write([r for r, out in zip(records, absent, strict=True) if not out])
+            if self.profiles is not None and backend == "onnxruntime":
+                self.profile_group(context, artifacts[chunk], inputs[chunk], measurements[chunk])
+
+    def _opener(self, prepared: _Prepared, left_out: bool, backend: str, variant: str,
+                threads: int, batch: int):  # fmt: skip
+        """(opener, artifact, error, input batch) of one model in one variant."""
+        if left_out:
+            return None, None, "not exported with this variant", None
+        if prepared.error is not None:
+            return None, None, prepared.error, None
+        try:
+            artifact = artifact_for(prepared.model, backend, variant)
+            x = make_batch(prepared.samples, batch, self.config.seed)
+            opener = runtime_opener(prepared.model, artifact, threads, x, self.config.options)
+        except LowrankEdgeError as problem:
+            return None, None, describe_error(problem), None
+        return opener, artifact, None, x
 
     def keras_groups(self, variant: str, threads: int) -> None:
         models = [p.model if p.error is None else None for p in self.prepared]
@@ -296,11 +321,15 @@ class _Sweep:
             ]
             self.write(build_records(context, self.models, sources, measurements, self.baseline))
 
-    def _step_callback(self, group: str):
+    def _step_callback(self, group: str, slots: Sequence[tuple[str, int]] | None = None):
+        """Progress per timed step; `slots` maps a position to (variant, model) when the group
+        holds several variants."""
         rounds, repeats = self.config.policy.rounds, self.config.policy.repeats
 
         def on_step(index: int, repeat: int, rnd: int) -> None:
-            detail = f"| {self.models[index].label} round {rnd + 1}/{rounds}"
+            variant, model = slots[index] if slots is not None else (None, index)
+            label = self.models[model].label + (f" {variant}" if variant else "")
+            detail = f"| {label} round {rnd + 1}/{rounds}"
             if repeats > 1:
                 detail += f" repeat {repeat + 1}/{repeats}"
             self.progress.step(group, detail)

@@ -97,6 +97,16 @@ def _speedup(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}x"
 
 
+def _paired_speedup(chosen: dict) -> str:
+    """`1.62x [1.55–1.70, 15 rounds]`; an unpaired figure from an old bench says so."""
+    text = _speedup(chosen.get("speedup"))
+    iqr = chosen.get("speedup_iqr")
+    if iqr:
+        return f"{text} [{iqr['q1']:.2f}–{iqr['q3']:.2f}, {iqr['rounds']} rounds]"
+    kind = chosen.get("speedup_kind")
+    return f"{text} ({kind})" if kind and kind != "paired" else text
+
+
 def latency_section(summary: dict) -> str:
     """Latency budgets: target, headroom, predicted vs measured speedup and the back-off."""
     rows, checks = [], []
@@ -180,25 +190,33 @@ def ship_section(summary: dict) -> str:
         if c.get("artifact") is None:
             rows.append([where, "none", "–", "–", "–", c.get("problem") or "–"])
             continue
-        notes = [f"tie within spread with {c['runner_up']}"] if c.get("tie_within_spread") else []
+        notes = []
+        if c.get("tie_within_spread"):
+            tied = c.get("tied_with") or [c.get("runner_up")]
+            notes.append(f"tie within spread with {', '.join(map(str, tied))}")
+        if c.get("fastest") and c["fastest"] != c.get("artifact"):
+            notes.append(f"fastest by median: {c['fastest']}")
         smallest = c.get("smallest")
         if smallest and smallest["file"] != c["file"]:
             notes.append(
                 f"smallest within budget: `{smallest['file']}`, {smallest['bytes'] / 1000:.1f} kB, "
-                f"{_speedup(smallest['speedup'])}, {-smallest['drop_pp']:+.2f} pp"
+                f"{_paired_speedup(smallest)}, {-smallest['drop_pp']:+.2f} pp"
             )
         tie = "; ".join(notes) or "–"
         rows.append(
             [
                 where,
                 f"`{c['file']}`",
-                _speedup(c.get("speedup")),
+                _paired_speedup(c),
                 "–" if c.get("bytes") is None else f"{c['bytes'] / 1000:.1f} kB",
                 f"{-c['drop_pp']:+.2f} pp",
                 tie,
             ]
         )
-    header = ["Runtime", "Ship", "Speedup", "Size", "Accuracy vs original", "Note"]
+    header = [
+        "Runtime", "Ship", "Speedup vs original float32 [IQR]", "Size", "Accuracy vs original",
+        "Note",
+    ]  # fmt: skip
     machine = next(
         (c["machine"] for c in shipped["conditions"] if c.get("machine")), "this machine"
     )
@@ -208,7 +226,12 @@ def ship_section(summary: dict) -> str:
             f"Every exported artifact timed on {machine} (`{shipped['bench_dir']}/report.md`); "
             f"per runtime the fastest whose full-test accuracy is within "
             f"{shipped['max_accuracy_drop_pp']:g} points of the original float32 model "
-            f"(`lowrank-edge recommend`, `{shipped['bench_dir']}/recommendation.json`).",
+            f"(`lowrank-edge recommend`, `{shipped['bench_dir']}/recommendation.json`). "
+            "Each speedup is paired: the file and the original float32 were timed in the same "
+            "interleaved rounds; the figure is the median of the per-round ratios, with their "
+            "interquartile range and the number of rounds. Files whose ranges overlap the "
+            "fastest's are tied with it, and the tied file with the smallest accuracy drop is "
+            "named.",
             markdown_table(header, rows),
         ]
     )

@@ -100,8 +100,17 @@ def _file_facts(entry) -> dict:
         "manifest": entry.candidate.manifest,
         "bytes": entry.candidate.bytes,
         "speedup": entry.speedup,
+        "speedup_kind": entry.speedup_kind,
+        "speedup_iqr": _iqr(entry.candidate.paired),
         "drop_pp": entry.drop_pp,
     }
+
+
+def _iqr(paired) -> dict | None:
+    """The paired speedup's interquartile range and how many rounds it pools."""
+    if paired is None:
+        return None
+    return {"q1": paired.q1, "q3": paired.q3, "rounds": paired.rounds}
 
 
 def _choice(result) -> dict:
@@ -118,6 +127,8 @@ def _choice(result) -> dict:
         record.update(
             _file_facts(result.winner),
             tie_within_spread=result.tie,
+            tied_with=[e.label for e in result.tied],
+            fastest=result.fastest.label if result.fastest else None,
             runner_up=result.runner_up.label if result.runner_up else None,
         )
     if result.smallest is not None:

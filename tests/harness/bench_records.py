@@ -96,6 +96,12 @@ def measurement(p50s_ms: Sequence[float], rounds: int = 2) -> Measurement:
     )
 
 
+def _measured(p50s_ms: Sequence[float] | None) -> Measurement:
+    if p50s_ms is None:
+        return Measurement(error="RuntimeError: boom")
+    return measurement(p50s_ms)
+
+
 @dataclass(frozen=True)
 class Group:
     """One bench group: backend, variant, threads, batch and each model's per-repeat p50s (ms);
@@ -114,9 +120,12 @@ def write_bench(
     exports: dict[str, Path],
     groups: Sequence[Group],
     run_id: str = "run0",
+    paired: bool = True,
 ) -> Path:
     """results.jsonl in `folder` with the records of every group; the first export is the
-    baseline. Returns the results file."""
+    baseline. As in the sweep, every group is paired with the baseline's float32 group of the
+    same backend/threads/batch (as if timed in the same rounds); `paired=False` writes records
+    as older benches did, each variant on its own. Returns the results file."""
     models = [BenchModel(label, path, load_manifest(path)) for label, path in exports.items()]
     run = {
         "run_id": run_id,
@@ -124,18 +133,21 @@ def write_bench(
         "host": f"{device}-host",
         "system": {"host": f"{device}-host", "cpu_model": "Test CPU", "cpu_count": 4},
     }
+    references = {
+        (g.backend, g.threads, g.batch): _measured(g.times[models[0].label])
+        for g in groups
+        if g.variant == "float32" and paired
+    }
     folder.mkdir(parents=True, exist_ok=True)
     with JsonlWriter(folder / RESULTS_NAME) as writer:
         for group in groups:
             context = GroupContext(group.backend, group.variant, group.threads, group.batch, run)
             chosen = [m for m in models if m.label in group.times]
             artifacts = [f"{FORMAT_OF[group.backend]}-{group.variant}" for _ in chosen]
-            measured = [
-                measurement(group.times[m.label])
-                if group.times[m.label] is not None
-                else Measurement(error="RuntimeError: boom")
-                for m in chosen
-            ]
-            for record in build_records(context, chosen, artifacts, measured, baseline=0):
+            measured = [_measured(group.times[m.label]) for m in chosen]
+            reference = references.get((group.backend, group.threads, group.batch))
+            for record in build_records(
+                context, chosen, artifacts, measured, baseline=0, reference=reference
+            ):
                 writer.write(record)
     return folder / RESULTS_NAME

@@ -15,11 +15,13 @@ from lowrank_edge.benchmark.recommend import (
     FRONT_RULE,
     REFERENCE_VARIANT,
     SOURCE_TEXT,
+    SPEEDUP_RULE,
     ConditionResult,
     Entry,
     format_bytes,
     judge_condition,
     several_runs,
+    speedup_text,
 )
 from lowrank_edge.benchmark.recommend_inputs import group_candidates
 from lowrank_edge.benchmark.reporting import charts
@@ -32,8 +34,8 @@ LATENCY_ACCURACY_PNG = "latency_accuracy.png"
 INTRO = (
     f"Every measured artifact against the original (the bench baseline's {REFERENCE_VARIANT}"
     " artifact in the same condition), as `lowrank-edge recommend` judges them, with no budget."
-    " **Speedup** is the median per-round ratio when the artifact was timed in the original's"
-    " group, else the ratio of the p50s (marked). **Drop** = the original's accuracy minus the"
+    f" {SPEEDUP_RULE} Records from before every variant shared the original's rounds give a"
+    " ratio of p50s instead, marked as not paired. **Drop** = the original's accuracy minus the"
     " artifact's, in percentage points, both from the first source they share (full test set"
     " before parity samples), so a drop never compares a full-test figure with a parity-sample"
     f" one. {FRONT_RULE}"
@@ -77,9 +79,7 @@ def _row(entry: Entry, backend: str) -> tuple[str, ...]:
     artifact = "keras" if backend == "keras" else candidate.artifact or candidate.variant
     if candidate.is_reference:
         artifact += " (original)"
-    speedup = "-" if entry.speedup is None else f"{entry.speedup:.2f}x"
-    if entry.speedup_kind == "p50 ratio":
-        speedup += " (p50 ratio)"
+    speedup = "-" if entry.speedup is None else speedup_text(entry, compact=True)
     figure = entry.accuracy or candidate.best_accuracy()
     source = "-"
     if figure is not None:
@@ -121,7 +121,7 @@ def accuracy_section(view: AccuracyView, plotted: bool = False) -> list[str]:
         return lines + [f"No accuracy view: {view.problem}", ""]
     with_run = several_runs(view.results)
     header = (
-        "model", "artifact", "p50 ms", "speedup vs original", "file size", "accuracy",
+        "model", "artifact", "p50 ms", "speedup vs original [IQR]", "file size", "accuracy",
         "accuracy source", "drop pp", "Pareto front",
     )  # fmt: skip
     for result in view.results:

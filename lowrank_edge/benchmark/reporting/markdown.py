@@ -17,12 +17,16 @@ PROFILE_TOP_LAYERS = 12
 METHOD = (
     "Each configuration (model x backend x variant x threads x batch) is timed after a warm-up,"
     " until a minimum number of runs and a minimum time are reached (bounded by a maximum time),"
-    " on fixed seeded inputs drawn from the real samples saved at export. Models of a"
-    " configuration are interleaved in rounds (A B C A B C ...), each opened, timed and closed in"
-    " its turn. **Actual speedup** = median over rounds of p50(baseline) / p50(model), with its"
-    " interquartile range in brackets; **theoretical** = MACs(baseline) / MACs(model) from the"
-    " manifests; **efficiency** = actual / theoretical. Flags: `slower` (actual < 1), `low-eff`"
-    f" (efficiency < {LOW_EFFICIENCY})."
+    " on fixed seeded inputs drawn from the real samples saved at export. Every model in every"
+    " variant of one backend, thread count and batch size is timed in the same interleaved"
+    " rounds (A B C A B C ...), each opened, timed and closed in its turn, so every speedup below"
+    " is a paired ratio: the median over rounds of p50(other) / p50(this), with the"
+    " interquartile range of the per-round ratios in brackets. **Same variant** compares with"
+    " the baseline model exported in the same variant (what low-rank buys in that precision);"
+    " **vs original float32** compares with the baseline's float32 file (what `recommend`"
+    " quotes). **Theoretical** = MACs(baseline) / MACs(model) from the manifests;"
+    " **efficiency** = same-variant speedup / theoretical. Flags: `slower` (same-variant speedup"
+    f" < 1), `low-eff` (efficiency < {LOW_EFFICIENCY})."
 )
 
 
@@ -35,13 +39,14 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def _speedup(record: dict) -> str:
-    actual = record.get("actual_speedup")
+def _speedup(record: dict, median: str = "actual_speedup", spread: str = "speedup_spread") -> str:
+    """`1.62x [1.55-1.70]`: a paired speedup with its interquartile range over rounds."""
+    actual = record.get(median)
     if actual is None:
         return "-"
-    spread = record.get("speedup_spread") or {}
-    if spread.get("rounds", 0) > 1:
-        return f"{actual:.2f}x [{spread['q1']:.2f}-{spread['q3']:.2f}]"
+    iqr = record.get(spread) or {}
+    if iqr.get("rounds", 0) > 1:
+        return f"{actual:.2f}x [{iqr['q1']:.2f}-{iqr['q3']:.2f}]"
     return f"{actual:.2f}x"
 
 
@@ -124,6 +129,7 @@ def backend_section(backend: str, records: Sequence[dict]) -> list[str]:
                 format_number(r["latency"]["p90_ms"]),
                 format_number(r["latency"]["throughput"], 1),
                 _speedup(r),
+                _speedup(r, "reference_speedup", "reference_spread"),
                 format_number(r.get("theoretical_speedup"), 2),
                 format_number(r.get("efficiency"), 2),
                 _flags(r),
@@ -132,7 +138,8 @@ def backend_section(backend: str, records: Sequence[dict]) -> list[str]:
         ]
         header = (
             "model", "variant", "threads", "batch", "p50 ms", "p90 ms", "samples/s",
-            "actual speedup [IQR]", "theoretical", "efficiency", "flags",
+            "same variant [IQR]", "vs original float32 [IQR]", "theoretical", "efficiency",
+            "flags",
         )  # fmt: skip
         if any(r.get("repeat_spread") is not None for r in ok):
             spreads = [_percent(r.get("repeat_spread")) for r in _order(ok)]

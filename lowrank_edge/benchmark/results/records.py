@@ -13,17 +13,13 @@ from dataclasses import dataclass, field
 
 from lowrank_edge.benchmark.suite import BenchModel
 from lowrank_edge.benchmark.timing.interleave import Measurement
-from lowrank_edge.benchmark.timing.ratios import (
-    per_round_ratios,
-    relative_spread,
-    repeat_p50s,
-    summarise_ratios,
-)
+from lowrank_edge.benchmark.timing.ratios import paired_speedup, relative_spread, repeat_p50s
 from lowrank_edge.benchmark.timing.stats import LatencyStats
 
 LOW_EFFICIENCY = 0.5
 FLAG_SLOWER = "slower_than_baseline"
 FLAG_LOW_EFFICIENCY = "efficiency_below_0.5"
+REFERENCE_VARIANT = "float32"  # every variant's paired speedup is against this one
 SPREAD_LIMIT = 0.05  # p50 spread over repeats above this: the configuration is flagged as noisy
 
 
@@ -106,8 +102,14 @@ def build_records(
     artifacts: Sequence[str | None],
     measurements: Sequence[Measurement],
     baseline: int,
+    reference: Measurement | None = None,
 ) -> list[dict]:
-    """Records for every model of a group that was measured (or failed while measured)."""
+    """Records for every model of a group that was measured (or failed while measured).
+
+    `actual_speedup` is against the baseline model in this group's variant; `reference_speedup`
+    against `reference`, the baseline's float32 timed in the same interleaved rounds as every
+    variant of this backend/threads/batch (the one speedup `recommend` quotes), when given.
+    """
     base_model, base_measurement = models[baseline], measurements[baseline]
     base_ok = base_measurement.ok
     records = []
@@ -129,9 +131,13 @@ def build_records(
             "p50_repeats_ms": p50s,
             "repeat_spread": relative_spread(p50s),
         }
-        summary = (
-            summarise_ratios(per_round_ratios(base_measurement, measurement)) if base_ok else None
-        )
+        summary = paired_speedup(base_measurement, measurement) if base_ok else None
+        paired = paired_speedup(reference, measurement) if reference and reference.ok else None
+        record |= {
+            "reference": f"{base_model.label} {REFERENCE_VARIANT}" if paired else None,
+            "reference_speedup": paired.median if paired else None,
+            "reference_spread": paired.to_dict() if paired else None,
+        }
         actual = summary.median if summary else None
         theory = theoretical_speedup(base_model.macs, model.macs)
         efficiency = actual / theory if actual is not None and theory else None

@@ -31,6 +31,24 @@ class RatioSummary:
         """Plain JSON-ready fields."""
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> RatioSummary:
+        """Inverse of `to_dict`."""
+        return cls(**{name: data[name] for name in ("median", "q1", "q3", "min", "max", "rounds")})
+
+    def overlaps(self, other: RatioSummary) -> bool:
+        """True when the interquartile ranges of the two meet: neither is faster beyond the
+        middle half of its own per-round ratios."""
+        return self.q1 <= other.q3 and other.q1 <= self.q3
+
+    def describe(self) -> str:
+        """`1.62x paired, IQR 1.55-1.70 over 15 rounds` (one round: no range)."""
+        if self.rounds < 2:
+            return f"{self.median:.2f}x paired, 1 round"
+        return (
+            f"{self.median:.2f}x paired, IQR {self.q1:.2f}-{self.q3:.2f} over {self.rounds} rounds"
+        )
+
 
 def _median_ms(samples_ns: Sequence[int]) -> float:
     return float(np.median(np.asarray(samples_ns, dtype=np.float64))) / NS_PER_MS
@@ -60,6 +78,11 @@ def summarise_ratios(ratios: Sequence[float]) -> RatioSummary | None:
         max=float(values.max()),
         rounds=int(values.size),
     )
+
+
+def paired_speedup(baseline: Measurement, model: Measurement) -> RatioSummary | None:
+    """The model's speedup over `baseline` from the rounds both were timed in, or None."""
+    return summarise_ratios(per_round_ratios(baseline, model))
 
 
 def repeat_p50s(measurement: Measurement) -> list[float]:
