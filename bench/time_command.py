@@ -8,8 +8,10 @@ Usage (from the repo root; plain `python3` is enough, it needs nothing beyond th
 The command runs in the current folder with this process's stdin/stdout/stderr. Afterwards
 DIR/timing.json holds the timed command, its exit code, its wall seconds and its start and end
 (UTC), and DIR/command.json the provenance of this timing (this command line, git commit, UTC
-date, machine facts; `lowrank_edge.benchmark.results.provenance`). Both are written atomically,
-and existing ones are never replaced without `--overwrite` (checked before the command starts).
+date, machine facts; `lowrank_edge.benchmark.results.provenance`), the .venv's package versions,
+and `environment`: every variable a timed shell script reads, and the project's own, that is set.
+Both are written atomically, and existing ones are never replaced without `--overwrite` (checked
+before the command starts).
 This script exits with the command's exit code.
 """
 
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -80,6 +84,24 @@ def time_command(
     return timing
 
 
+PROJECT_VARIABLES = ("LOWRANK_EDGE_CACHE", "LOWRANK_EDGE_OFFLINE", "LOWRANK_EDGE_EMNIST_DIR",
+                     "KERAS_HOME", "KERAS_BACKEND", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS",
+                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")  # fmt: skip
+SCRIPT_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def read_variables(command: Sequence[str], environ: dict[str, str]) -> dict[str, str]:
+    """The environment variables that change what `command` runs and are set: the project's own
+    (`PROJECT_VARIABLES`) and every `$NAME` a shell script in the command reads (MODEL=,
+    RUNTIMES=, ...), so command.json says how a run was configured, not only its argv."""
+    names = list(PROJECT_VARIABLES)
+    for arg in command:
+        path = Path(arg)
+        if path.suffix == ".sh" and path.is_file():
+            names += SCRIPT_VARIABLE.findall(path.read_text(errors="replace"))
+    return {name: environ[name] for name in dict.fromkeys(names) if name in environ}
+
+
 def with_venv_packages(provenance: dict, venv: Path = REPO / ".venv" / "bin" / "python") -> dict:
     """`provenance` with the runtime versions of the project's .venv, read after the command
     ran (this script runs on a bare python3, whose own versions are mostly absent)."""
@@ -103,7 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     provenance = command_record(
         None if argv is None else [__file__, *argv],
         checkout=REPO,
-        extra={"timed_command": list(args.command)},
+        extra={
+            "timed_command": list(args.command),
+            "environment": read_variables(args.command, dict(os.environ)),
+        },
     )
     try:
         timing = time_command(

@@ -159,3 +159,14 @@ def test_scale_compression_records_phases_and_refuses_an_earlier_run(tmp_path, c
     capsys.readouterr()
     assert script.main(argv) == 1  # refused: an earlier run is there
     assert "already holds results; pass --overwrite" in capsys.readouterr().err
+
+
+def test_time_command_records_the_variables_a_script_reads(tmp_path):
+    """A wrapped shell script's `$MODEL`/`${RUNTIMES:-...}` and the project's own variables are
+    recorded when set; unset ones and unrelated variables are not."""
+    script = load_script("time_command")
+    wrapped = tmp_path / "run.sh"
+    wrapped.write_text("MODEL=${MODEL:-a.keras}\nfor r in ${RUNTIMES:-litert ort}; do :; done\n")
+    environ = {"MODEL": "m.keras", "LOWRANK_EDGE_OFFLINE": "1", "SECRET_TOKEN": "x", "HOME": "/"}
+    found = script.read_variables(["bash", str(wrapped)], environ)
+    assert found == {"LOWRANK_EDGE_OFFLINE": "1", "MODEL": "m.keras"}

@@ -11,10 +11,9 @@ threads, batch); `recommend_condition` ranks them:
 * every speedup is a paired ratio: the candidate and the reference were timed in the same
   interleaved rounds, and the figure is the median of the per-round ratios with its interquartile
   range (records from before every variant shared the rounds fall back to a p50 ratio, named so);
-* the fastest candidate within the budget is found by that median; every other qualifying
-  candidate whose interquartile range overlaps the fastest's is tied with it, and the recommendation
-  is the tied one with the smallest accuracy drop (then the smaller file), so that a re-run of the
-  bench that swaps two indistinguishable files still names the same one;
+* the recommendation is the fastest candidate within the budget by that median (the best
+  estimate even on a noisy run); every other qualifying candidate whose interquartile range
+  overlaps the winner's is tied with it and listed, since a re-run may order them differently;
 * the Pareto front is over speedup (higher is better) and accuracy relative to the reference
   (higher is better); file size is not an objective: it only breaks exact ties on both (the
   smaller file wins) and is drawn as the marker size.
@@ -51,9 +50,8 @@ FRONT_RULE = (
 )
 TIE_RULE = (
     "tie within measured spread: a qualifying file whose paired speedup's interquartile range "
-    "(over every round it shared with the original) overlaps the fastest file's is tied with it; "
-    "of the tied files the one with the smallest accuracy drop, then the smaller file, is "
-    "recommended"
+    "(over every round it shared with the original) overlaps the recommended file's is tied with "
+    "it, and a re-run may order them differently; the recommendation stays the fastest by median"
 )
 SPEEDUP_RULE = (
     "Speedup: the median over rounds of p50(original float32) / p50(file), both timed in the "
@@ -207,8 +205,7 @@ class ConditionResult:
     winner: Entry | None = None
     runner_up: Entry | None = None  # the fastest qualifying file after the winner
     tie: bool | None = None  # None: no runner-up, or a spread that was not measured
-    tied: tuple[Entry, ...] = ()  # every qualifying file tied with the fastest (winner aside)
-    fastest: Entry | None = None  # the fastest qualifying file (the winner unless a tie)
+    tied: tuple[Entry, ...] = ()  # every other qualifying file tied with the winner
     closest: Entry | None = None  # with no winner: the smallest drop beyond the budget
     smallest: Entry | None = None  # the smallest file within the budget (ties: the faster)
     problem: str | None = None
@@ -232,7 +229,6 @@ class ConditionResult:
             "runner_up": entry(self.runner_up),
             "tie_within_spread": self.tie,
             "tied_with": [e.label for e in self.tied],
-            "fastest": entry(self.fastest),
             "closest": entry(self.closest),
             "smallest": entry(self.smallest),
             "problem": self.problem,
@@ -262,7 +258,6 @@ class ConditionResult:
             runner_up=entry(data.get("runner_up")),
             tie=data.get("tie_within_spread"),
             tied=tuple(e for e in entries if e.label in set(data.get("tied_with") or ())),
-            fastest=entry(data.get("fastest")),
             closest=entry(data.get("closest")),
             smallest=entry(data.get("smallest")),
             problem=data.get("problem"),
@@ -417,11 +412,6 @@ def _speed_key(entry: Entry) -> tuple:
     return (_slowness(entry), drop, _size(entry), entry.label)
 
 
-def _tie_break_key(entry: Entry) -> tuple:
-    """Among files tied on speed: the smallest drop, then the smaller file, then the faster."""
-    return (entry.drop_pp, _size(entry), _slowness(entry), entry.label)
-
-
 def judge_condition(
     condition: Condition,
     candidates: Sequence[Candidate],
@@ -502,23 +492,11 @@ def recommend_condition(
                 f"{closest.drop_pp - max_drop_pp:.2f} pp beyond the budget"
             )
         return replace(result, closest=closest, problem=problem, notes=tuple(notes))
-    fastest = qualified[0]
-    ties = [tie_within_spread(fastest.candidate, e.candidate) for e in qualified[1:]]
-    tied_set = [fastest] + [e for e, t in zip(qualified[1:], ties, strict=True) if t]
-    winner = min(tied_set, key=_tie_break_key)
-    tied = tuple(e for e in tied_set if e is not winner)
-    runner_up = next((e for e in qualified if e is not winner), None)
+    winner, others_qualified = qualified[0], qualified[1:]
+    ties = [tie_within_spread(winner.candidate, e.candidate) for e in others_qualified]
+    tied = tuple(e for e, t in zip(others_qualified, ties, strict=True) if t)
+    runner_up = others_qualified[0] if others_qualified else None
     tie = True if tied else (None if runner_up is None or None in ties else False)
-    if winner is not fastest:
-        why = (
-            f"it drops less accuracy ({winner.drop_pp:.2f} against {fastest.drop_pp:.2f} pp)"
-            if winner.drop_pp < fastest.drop_pp
-            else f"it is the smaller file at the same drop ({format_bytes(winner.candidate.bytes)})"
-        )
-        notes.append(
-            f"{winner.label} is recommended over the fastest, {fastest.label}: their paired "
-            f"speedups are tied within spread and {why}"
-        )
     paired = winner.candidate.paired
     if winner.speedup is not None and winner.speedup < 1.0:
         notes.append(
@@ -533,8 +511,8 @@ def recommend_condition(
     sized = [e for e in qualified if e.candidate.bytes is not None]
     smallest = min(sized, key=lambda e: (e.candidate.bytes, _speed_key(e)), default=None)
     return replace(
-        result, winner=winner, runner_up=runner_up, tie=tie, tied=tied, fastest=fastest,
-        smallest=smallest, notes=tuple(notes),
+        result, winner=winner, runner_up=runner_up, tie=tie, tied=tied, smallest=smallest,
+        notes=tuple(notes),
     )  # fmt: skip
 
 
@@ -630,7 +608,7 @@ def _range(entry: Entry) -> str:
 
 
 def _tie_line(result: ConditionResult) -> str | None:
-    winner, runner_up, fastest = result.winner, result.runner_up, result.fastest or result.winner
+    winner, runner_up = result.winner, result.runner_up
     if winner is None or runner_up is None:
         return None
     if result.tie is None:
@@ -640,8 +618,11 @@ def _tie_line(result: ConditionResult) -> str | None:
         )
     if result.tie:
         ranges = "; ".join(_range(e) for e in (winner, *result.tied))
-        return f"  reliability: tie within measured spread ({ranges}): all as fast"
-    ranges = f"{_range(fastest)} against {_range(runner_up)}"
+        return (
+            f"  reliability: tie within measured spread ({ranges}): a re-run may order them "
+            "differently"
+        )
+    ranges = f"{_range(winner)} against {_range(runner_up)}"
     return f"  reliability: clear ({ranges} do not overlap)"
 
 

@@ -194,8 +194,6 @@ def ship_section(summary: dict) -> str:
         if c.get("tie_within_spread"):
             tied = c.get("tied_with") or [c.get("runner_up")]
             notes.append(f"tie within spread with {', '.join(map(str, tied))}")
-        if c.get("fastest") and c["fastest"] != c.get("artifact"):
-            notes.append(f"fastest by median: {c['fastest']}")
         smallest = c.get("smallest")
         if smallest and smallest["file"] != c["file"]:
             notes.append(
@@ -230,8 +228,7 @@ def ship_section(summary: dict) -> str:
             "Each speedup is paired: the file and the original float32 were timed in the same "
             "interleaved rounds; the figure is the median of the per-round ratios, with their "
             "interquartile range and the number of rounds. Files whose ranges overlap the "
-            "fastest's are tied with it, and the tied file with the smallest accuracy drop is "
-            "named.",
+            "named file's are tied with it: a re-run may order them differently.",
             markdown_table(header, rows),
         ]
     )

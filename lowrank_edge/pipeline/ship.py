@@ -37,12 +37,7 @@ def bench_and_recommend(
     artifact (file, manifest, speedup, size, accuracy drop) or why none qualifies. A refusal is
     reported, not raised: the run itself succeeded.
     """
-    from lowrank_edge.benchmark.recommend import recommend, render_text
-    from lowrank_edge.benchmark.recommend_files import (
-        check_recommendation_outputs,
-        write_recommendation,
-    )
-    from lowrank_edge.benchmark.recommend_inputs import Filters, group_candidates, read_bench
+    from lowrank_edge.benchmark.recommend_files import check_recommendation_outputs
     from lowrank_edge.benchmark.reporting.progress import Progress
     from lowrank_edge.benchmark.results.folder import finish_folder
     from lowrank_edge.benchmark.results.provenance import write_command_json
@@ -69,6 +64,21 @@ def bench_and_recommend(
     finish_folder(bench)
     log(f"[bench] {outcome.ok} configuration(s) timed, {outcome.failed} failed ({bench}/report.md)")
 
+    return {
+        "bench_dir": str(bench),
+        "timed": outcome.ok,
+        "failed": outcome.failed,
+        **recommend_bench(bench, step, log),
+    }
+
+
+def recommend_bench(bench: Path, step: ShipStep, log: Log = print) -> dict:
+    """`recommend` over the bench folder `bench` with the step's budget and condition; writes
+    recommendation.json there (replacing it) and returns the choices for results.json."""
+    from lowrank_edge.benchmark.recommend import recommend, render_text
+    from lowrank_edge.benchmark.recommend_files import write_recommendation
+    from lowrank_edge.benchmark.recommend_inputs import Filters, group_candidates, read_bench
+
     filters = Filters(threads=step.threads, batch=step.batch)
     result = recommend(
         group_candidates(read_bench([bench]), filters),
@@ -84,9 +94,6 @@ def bench_and_recommend(
     for line in write_recommendation(result, bench):
         log(f"[recommend] {line}")
     return {
-        "bench_dir": str(bench),
-        "timed": outcome.ok,
-        "failed": outcome.failed,
         "max_accuracy_drop_pp": step.max_accuracy_drop,
         "conditions": [_choice(c) for c in result.conditions],
     }
@@ -128,7 +135,6 @@ def _choice(result) -> dict:
             _file_facts(result.winner),
             tie_within_spread=result.tie,
             tied_with=[e.label for e in result.tied],
-            fastest=result.fastest.label if result.fastest else None,
             runner_up=result.runner_up.label if result.runner_up else None,
         )
     if result.smallest is not None:

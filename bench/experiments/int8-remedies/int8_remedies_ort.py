@@ -7,7 +7,8 @@ keeping every factor pair's bottleneck tensor float (`nodes_to_exclude` on the s
 each pair, so the rank-r tensor between them is never quantized). Each result is run on the
 whole MNIST test split in ONNX Runtime; accuracy and file size are printed and saved.
 
-Usage: python bench/int8_remedies_ort.py EXPORT_DIR... --out bench/results/int8-remedies/ort.md
+Usage: python bench/experiments/int8-remedies/int8_remedies_ort.py EXPORT_DIR... \
+    --out bench/results/int8-remedies/ort.md
 """
 
 from __future__ import annotations

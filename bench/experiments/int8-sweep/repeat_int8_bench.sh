@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The int8 sweep's bench and recommendations once more, on the same exported files, to see
 # whether `recommend` gives the same answer on a repeated run (issue 10's reliability target).
-# Usage: python3 bench/time_command.py --out bench/results/int8-sweep-mnist-repeat -- bash bench/repeat_int8_bench.sh
+# Usage: python3 bench/time_command.py --out bench/results/int8-sweep-mnist-repeat -- bash bench/experiments/int8-sweep/repeat_int8_bench.sh
 set -euo pipefail
 CLI=${LOWRANK_EDGE:-.venv/bin/lowrank-edge}
 EXPORTS=${1:-models/int8-sweep}

@@ -1,6 +1,7 @@
 """Tabulate int8 accuracy against each export's own float32, from the manifests' full-test figures.
 
-Usage: python bench/int8_remedies_table.py EXPORT_DIR... --out table.md (see int8_remedies.sh).
+Usage: python bench/experiments/int8-remedies/int8_remedies_table.py EXPORT_DIR... --out table.md
+(see int8_remedies.sh).
 """
 
 from __future__ import annotations

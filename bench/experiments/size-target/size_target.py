@@ -1,7 +1,9 @@
 """Issue 10's size target: is a low-rank + int8 artifact <= 10% of the original float32 TFLite
-file with <= 0.5 points of full-test accuracy lost? Used by bench/size_target.sh.
+file with <= 0.5 points of full-test accuracy lost? Used by
+bench/experiments/size-target/size_target.sh.
 
-    python bench/size_target.py --original DIR --export DIR [--export DIR ...] --out DIR
+    python bench/experiments/size-target/size_target.py --original DIR --export DIR \
+        [--export DIR ...] --out DIR
 
 `--original`: the export folder holding the original model's float32 TFLite (its size and its
 full-test accuracy are the reference). `--export`: export folders whose TFLite artifacts are
@@ -17,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 

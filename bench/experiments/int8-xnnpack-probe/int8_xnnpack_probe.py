@@ -1,7 +1,9 @@
 """Is XNNPACK's int8 path engaged in LiteRT (ai-edge-litert), and how fast is it here?
 
-Run from the repo root:  python bench/int8_xnnpack_probe.py [model_dir] [stem]
-Defaults: models/int8-sweep/base base (from bench/run_int8_sweep.sh); 1 thread, batch 32,
+Run from the repo root:
+    python bench/experiments/int8-xnnpack-probe/int8_xnnpack_probe.py [model_dir] [stem]
+Defaults: models/int8-sweep/base base (from bench/experiments/int8-sweep/run_int8_sweep.sh);
+1 thread, batch 32,
 about 20 s in all. For each TFLite variant (float32, float16, int8-dynamic, int8-full) and
 each interpreter setup:
   auto    : Interpreter(num_threads=1), the default and what lowrank-edge uses (XNNPACK)

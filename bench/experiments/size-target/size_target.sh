@@ -7,10 +7,10 @@
 #      compressed model's TFLite files again with --strip-names --per-tensor-weights (the size
 #      levers: no tensor names / signature defs, one int8 weight scale per tensor);
 #   3. table every TFLite file's bytes, % of the original float32 TFLite and full-test accuracy
-#      (bench/size_target.py);
+#      (bench/experiments/size-target/size_target.py);
 #   4. time every file on LiteRT and ONNX Runtime (1 thread, batch 32) and ask `recommend`
 #      (budget 0.5 points) for the fastest and the smallest file within budget per runtime.
-# Usage: python3 bench/time_command.py --out bench/results/size-target -- bash bench/size_target.sh
+# Usage: python3 bench/time_command.py --out bench/results/size-target -- bash bench/experiments/size-target/size_target.sh
 # Environment: CLI (default .venv/bin/lowrank-edge), BASE (default models/mnist/base.keras),
 # TARGET (parameter fraction, default 0.3), OUT (default models/size/target: models and exports,
 # not committed), RESULTS (default bench/results/size-target), MODEL (an already compressed and
@@ -35,7 +35,7 @@ stem=$(basename "$MODEL" .keras)
 "$CLI" export "$MODEL" --format tflite --all-variants --strip-names --per-tensor-weights \
     --dataset mnist --out-dir "$OUT/$stem-small" --overwrite
 mkdir -p "$RESULTS"
-.venv/bin/python bench/size_target.py --original "$OUT/original" \
+.venv/bin/python bench/experiments/size-target/size_target.py --original "$OUT/original" \
     --export "$OUT/$stem" --export "$OUT/$stem-small" --out "$RESULTS"
 "$CLI" bench "$OUT/original" "$OUT/$stem" "$OUT/$stem-small" --backends litert,onnxruntime \
     --threads 1 --batch 32 --out "$RESULTS/bench" --overwrite

@@ -3,7 +3,7 @@
 # main job's m0.2 and the two latency-budget models (LiteRT 1.6x, ORT 1.2x), each with its
 # whole-test-split accuracy; time LiteRT {float32, float16, int8-dynamic, int8-full} and ORT
 # {float32, int8-qdq, int8-dynamic} at 1 thread, batch 32; then ask `recommend` which to ship.
-# Usage: python3 bench/time_command.py --out bench/results/int8-sweep-mnist -- bash bench/run_int8_sweep.sh
+# Usage: python3 bench/time_command.py --out bench/results/int8-sweep-mnist -- bash bench/experiments/int8-sweep/run_int8_sweep.sh
 set -euo pipefail
 CLI=${LOWRANK_EDGE:-.venv/bin/lowrank-edge}
 OUT=${1:-bench/results/int8-sweep-mnist/bench}

@@ -3,8 +3,8 @@
 # calibration help? Exports the original, the main job's m0.2 and the LiteRT-budget model
 # (l0.625, fine-tuned at 2e-4) as float32 + TFLite int8-full + ONNX int8-qdq, calibrated on
 # 200 / 1000 / 5000 training images, and tabulates each artifact's full-test accuracy against
-# its own float32 (bench/int8_remedies_table.py).
-# Usage: python3 bench/time_command.py --out bench/results/int8-remedies -- bash bench/int8_remedies.sh
+# its own float32 (bench/experiments/int8-remedies/int8_remedies_table.py).
+# Usage: python3 bench/time_command.py --out bench/results/int8-remedies -- bash bench/experiments/int8-remedies/int8_remedies.sh
 set -euo pipefail
 CLI=${LOWRANK_EDGE:-.venv/bin/lowrank-edge}
 OUT=${1:-bench/results/int8-remedies}
@@ -23,4 +23,4 @@ for count in 200 1000 5000; do
         folders+=("$EXPORTS/$name-cal$count")
     done
 done
-.venv/bin/python bench/int8_remedies_table.py "${folders[@]}" --out "$OUT/table.md"
+.venv/bin/python bench/experiments/int8-remedies/int8_remedies_table.py "${folders[@]}" --out "$OUT/table.md"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ONNX Runtime int8 QDQ of the wide model's low-rank version against its float32 (issue 10's
 # target: >= 1.3x), and the original's, 1 thread, batch 32. Needs bench/run_wide.sh's models.
-# Usage: python3 bench/time_command.py --out bench/results/wide-int8-ort -- bash bench/run_wide_int8.sh
+# Usage: python3 bench/time_command.py --out bench/results/wide-int8-ort -- bash bench/experiments/wide-int8/run_wide_int8.sh
 set -euo pipefail
 CLI=${LOWRANK_EDGE:-.venv/bin/lowrank-edge}
 BASE=${1:-models/mnist-wide/base.keras}
