@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     for condition in checks:
         table = LatencyTarget(table_path, *vars(condition).values()).load()
-        limit = headroom(table, analysis, condition.backend, condition.threads, condition.batch)
+        limit = headroom(table, analysis, condition)
         ranks = {h.layer: h.best_rank for h in limit.layers if h.best_rank is not None}
         plan = plan_from_ranks(analysis, ranks, {"policy": "headroom"})
         predicted = predict_latency(table, analysis, plan, condition).speedup

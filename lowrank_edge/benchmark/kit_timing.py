@@ -20,6 +20,7 @@ from lowrank_edge.benchmark.backends.runtimes import (
     missing_runtime,
 )
 from lowrank_edge.benchmark.latency_table import (
+    REFERENCE_PRECISION,
     TABLE_BACKENDS,
     Condition,
     LatencyTable,
@@ -32,14 +33,26 @@ from lowrank_edge.benchmark.timing.interleave import Measurement, Opener, measur
 from lowrank_edge.benchmark.timing.stats import LatencyStats
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.fileio import sha256_file
-from lowrank_edge.runtime.kit_manifest import Kit, KitEntry, kit_file_path, read_kit_file
+from lowrank_edge.runtime.kit_manifest import (
+    Kit,
+    KitEntry,
+    backend_precisions,
+    file_key,
+    kit_file_path,
+    read_kit_file,
+)
 from lowrank_edge.runtime.runner import open_model_bytes
 
 
 def kit_conditions(
-    backends: Sequence[str], threads: Sequence[int], batches: Sequence[int]
+    backends: Sequence[str],
+    threads: Sequence[int],
+    batches: Sequence[int],
+    precisions: Sequence[str] = (REFERENCE_PRECISION,),
 ) -> list[Condition]:
-    """Every backend x threads x batch, validated, in the given order."""
+    """Every backend x its precisions among `precisions` x threads x batch, validated, in the
+    given order (LiteRT: float32, float16, int8-dynamic, int8-full; ONNX Runtime: float32,
+    int8-qdq, int8-dynamic). A precision no chosen backend has is an error."""
     unknown = [b for b in backends if b not in TABLE_BACKENDS]
     if unknown:
         raise LowrankEdgeError(
@@ -52,7 +65,22 @@ def kit_conditions(
             "--backends, --threads and --batch each need at least one value; thread counts "
             f"and batch sizes must be >= 1 (got threads {list(threads)}, batch {list(batches)})"
         )
-    return [Condition(b, t, n) for b in dict.fromkeys(backends) for t in threads for n in batches]
+    backends = list(dict.fromkeys(backends))
+    known = {p for b in backends for p in backend_precisions(b)}
+    unknown = [p for p in precisions if p not in known]
+    if unknown or not precisions:
+        raise LowrankEdgeError(
+            f"--precision: {', '.join(unknown) or 'none given'}: the chosen runtimes "
+            f"({', '.join(backends)}) time {', '.join(sorted(known))}"
+        )
+    return [
+        Condition(b, t, n, p)
+        for b in backends
+        for p in dict.fromkeys(precisions)
+        if p in backend_precisions(b)
+        for t in threads
+        for n in batches
+    ]
 
 
 def entry_groups(kit: Kit) -> list[list[KitEntry]]:
@@ -73,15 +101,17 @@ def kit_input(entry: KitEntry, batch: int, seed: int = 0) -> np.ndarray:
 
 
 def entry_opener(
-    kit: Kit, entry: KitEntry, fmt: str, threads: int, x: np.ndarray, options: BackendOptions
+    kit: Kit, entry: KitEntry, key: str, threads: int, x: np.ndarray, options: BackendOptions
 ) -> Opener:
-    """An opener that loads the entry's verified bytes in its runtime, bound to `x`."""
+    """An opener that loads the verified bytes of the entry's file `key` (`file_key`) in its
+    runtime, bound to `x`."""
+    fmt = key.split(":")[0]
 
     def open_session() -> RunnerSession:
-        content = read_kit_file(kit, entry, fmt)
+        content = read_kit_file(kit, entry, key)
         runner = open_model_bytes(
             content,
-            kit_file_path(kit, entry, fmt),
+            kit_file_path(kit, entry, key),
             fmt,
             threads=threads,
             use_xnnpack=options.use_xnnpack,
@@ -121,18 +151,19 @@ def measure_kit(
     progress.total = max(per_condition * len(conditions), 1)
     rows: list[TableEntry] = []
     for condition in conditions:
-        fmt = FORMAT_OF[condition.backend]
+        key = file_key(FORMAT_OF[condition.backend], condition.precision)
+        missing = f"kit has no {key} file (build the kit with --precision {condition.precision})"
         for group in groups:
-            timed = [e for e in group if fmt in e.files]
+            timed = [e for e in group if key in e.files]
             rows.extend(
-                TableEntry(e.key, e.rank, e.kind, condition, None, None, f"kit has no {fmt} file")
+                TableEntry(e.key, e.rank, e.kind, condition, None, None, missing)
                 for e in group
-                if fmt not in e.files
+                if key not in e.files
             )
             if not timed:
                 continue
             x = kit_input(timed[0], condition.batch, seed)
-            openers = [entry_opener(kit, e, fmt, condition.threads, x, options) for e in timed]
+            openers = [entry_opener(kit, e, key, condition.threads, x, options) for e in timed]
 
             def step(index: int, repeat: int, rnd: int, group=timed, cond=condition) -> None:
                 progress.step(str(cond), f"{group[index].label} round {rnd + 1}")

@@ -19,7 +19,7 @@ from typing import Any
 
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.fileio import read_json_file, write_json_atomic
-from lowrank_edge.runtime.kit_manifest import LAYER, MODEL
+from lowrank_edge.runtime.kit_manifest import LAYER, MODEL, backend_precisions
 from lowrank_edge.runtime.manifest import _Fields
 
 TABLE_SCHEMA = 1
@@ -34,16 +34,24 @@ class LatencyTableWarning(UserWarning):
     """The table was measured on another device or with other runtime versions."""
 
 
+REFERENCE_PRECISION = "float32"  # tables and kits from before precisions hold only this
+
+
 @dataclass(frozen=True, order=True)
 class Condition:
-    """What a latency was measured under: runtime, intra-op threads, batch size."""
+    """What a latency was measured under: runtime, intra-op threads, batch size, and the
+    precision of the files timed (an export variant of the runtime's format: `float32`,
+    `float16`, `int8-dynamic`, `int8-full` for LiteRT; `float32`, `int8-qdq`, `int8-dynamic`
+    for ONNX Runtime)."""
 
     backend: str
     threads: int
     batch: int
+    precision: str = REFERENCE_PRECISION
 
     def __str__(self) -> str:
-        return f"{self.backend}, {self.threads} thread(s), batch {self.batch}"
+        text = f"{self.backend}, {self.threads} thread(s), batch {self.batch}"
+        return text if self.precision == REFERENCE_PRECISION else f"{text}, {self.precision}"
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,7 @@ class TableEntry:
             "backend": self.condition.backend,
             "threads": self.condition.threads,
             "batch": self.condition.batch,
+            "precision": self.condition.precision,
             "p50_ms": self.p50_ms,
             "stats": self.stats,
             "error": self.error,
@@ -229,6 +238,12 @@ def _entry(f: _Fields) -> TableEntry:
     rank = f.get("rank", int, nullable=True)
     if rank is not None and rank < 1:
         raise f.error("rank", f"must be null or a positive integer, got {rank}")
+    precision = f.data.get("precision", REFERENCE_PRECISION)  # tables before precisions: float32
+    if precision not in backend_precisions(backend):
+        raise f.error(
+            "precision", f"must be one of {', '.join(backend_precisions(backend))} for {backend}, "
+            f"got {precision!r}",
+        )  # fmt: skip
     p50 = f.get("p50_ms", float, nullable=True)
     error = f.get("error", str, nullable=True)
     if p50 is None and error is None:
@@ -239,7 +254,7 @@ def _entry(f: _Fields) -> TableEntry:
         key=f.get("key", str),
         rank=rank,
         kind=kind,
-        condition=Condition(backend, threads, batch),
+        condition=Condition(backend, threads, batch, precision),
         p50_ms=p50,
         stats=f.get("stats", dict, nullable=True),
         error=error,

@@ -60,7 +60,7 @@ def latency_lines(analysis, plan, target) -> str:
     from lowrank_edge.latency.target import predict_latency
 
     table, condition = target.load(), target.condition
-    limit = headroom(table, analysis, condition.backend, condition.threads, condition.batch)
+    limit = headroom(table, analysis, condition)
     fixed = "unknown (no whole-model entry)" if limit.fixed_ms is None else f"{limit.fixed_ms:.3f}"
     try:
         prediction = predict_latency(table, analysis, plan, condition)

@@ -77,8 +77,8 @@ class LatencyCheck:
 
                 def reallocate(fraction: float) -> RankPlan:
                     looser = allocate_for_latency(
-                        analysis, self.table, fraction, condition.backend, condition.threads,
-                        condition.batch, rounding=plan.settings.get("rounding"),
+                        analysis, self.table, fraction, condition,
+                        rounding=plan.settings.get("rounding"),
                     )  # fmt: skip
                     looser.settings["sensitivity"] = "none"
                     return looser

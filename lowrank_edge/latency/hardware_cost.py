@@ -1,8 +1,8 @@
 """Measured latency as the allocator's cost: rank -> p50 of that layer's micro-model.
 
 `latency_cost` turns a latency table into a `compress.allocate.CostFn` for one condition
-(backend, threads, batch). Only measured ranks are offered: any other rank costs math.inf,
-which `layer_options` drops. `headroom` says how fast the model could get at best.
+(backend, threads, batch, precision). Only measured ranks are offered: any other rank costs
+math.inf, which `layer_options` drops. `headroom` says how fast the model could get at best.
 """
 
 from __future__ import annotations
@@ -23,19 +23,13 @@ from lowrank_edge.runtime.kit_manifest import model_entry_key
 
 
 def latency_cost(
-    table: LatencyTable,
-    backend: str,
-    threads: int,
-    batch: int,
-    *,
-    signatures: Mapping[str, Sequence[str]],
+    table: LatencyTable, condition: Condition, *, signatures: Mapping[str, Sequence[str]]
 ) -> CostFn:
     """A CostFn giving a layer's summed p50 (ms) over its calls' signatures at a rank.
 
     `signatures` maps layer path -> signature keys (`layer_signature.signature_keys`). Every
     layer must have its dense latency measured; a rank not measured costs math.inf.
     """
-    condition = Condition(backend, threads, batch)
     table.require([condition])
     for path, keys in signatures.items():
         missing = [key for key in keys if table.p50(key, None, condition) is None]
@@ -113,13 +107,10 @@ class Headroom:
         }
 
 
-def headroom(
-    table: LatencyTable, analysis: ModelAnalysis, backend: str, threads: int, batch: int
-) -> Headroom:
+def headroom(table: LatencyTable, analysis: ModelAnalysis, condition: Condition) -> Headroom:
     """The whole-model p50 if every factorable layer ran at its cheapest measured rank."""
-    condition = Condition(backend, threads, batch)
     keys = signature_keys(analysis)
-    cost = latency_cost(table, backend, threads, batch, signatures=keys)
+    cost = latency_cost(table, condition, signatures=keys)
     layers = []
     for candidate in analysis.factorable:
         best = layer_options(candidate.spectrum, cost)[0]
@@ -138,8 +129,7 @@ def latency_budget(table: LatencyTable, fraction: float, condition: Condition) -
 
     def cost_for(analysis: ModelAnalysis) -> tuple[CostFn, float]:
         keys = signature_keys(analysis)
-        cost = latency_cost(table, condition.backend, condition.threads, condition.batch,
-                            signatures=keys)  # fmt: skip
+        cost = latency_cost(table, condition, signatures=keys)
         return cost, fixed_latency(table, analysis.model.name, keys, condition) or 0.0
 
     return CostBudget("latency", fraction, cost_for)
@@ -149,17 +139,13 @@ def allocate_for_latency(
     analysis: ModelAnalysis,
     table: LatencyTable,
     fraction: float,
-    backend: str,
-    threads: int,
-    batch: int,
+    condition: Condition,
     *,
     rounding: int | None = None,
     weights: Mapping[str, float] | None = None,
 ) -> RankPlan:
     """Ranks so the estimated p50 is at most `fraction` of the all-dense estimate."""
-    cost, fixed = latency_budget(table, fraction, Condition(backend, threads, batch)).cost_for(
-        analysis
-    )
+    cost, fixed = latency_budget(table, fraction, condition).cost_for(analysis)
     return allocate_ranks(
         analysis,
         fraction,

@@ -1,8 +1,9 @@
 """Build a latency kit: micro-models of every factorable layer's shape signature, exported.
 
 For each distinct signature (graph order): the layer alone and its factor pair at every kit
-rank, each as TFLite float32 and ONNX float32, parity-checked against Keras; plus the whole
-model, so a table can tell the layers' share of its latency. Everything is built in a staging
+rank, each as TFLite float32 and ONNX float32, parity-checked against Keras, and in every other
+precision asked for (float16, int8-dynamic, int8-full, int8 QDQ: each format its own); plus the
+whole model, so a table can tell the layers' share of its latency. Everything is built in a staging
 folder beside the kit and moved into place with `kit.json` last; a kit is replaced only with
 `overwrite`, and a non-empty folder that holds no kit never.
 """
@@ -13,6 +14,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from lowrank_edge.latency.micro_export import export_micro_model
 from lowrank_edge.latency.micro_models import dense_micro_model, kit_ranks, pair_micro_model
 from lowrank_edge.logs import Log, log_stderr
 from lowrank_edge.runtime.kit_manifest import (
+    FLOAT32,
     KIT_NAME,
     LAYER,
     MODEL,
@@ -78,6 +81,7 @@ def build_kit(
     opset: int = 17,
     parity_samples: int = 8,
     whole_model: bool = True,
+    precisions: Sequence[str] = (FLOAT32,),
     log: Log = log_stderr,
 ) -> Kit:
     """Build the latency kit of the `.keras` model at `model_path` into `out_dir`."""
@@ -96,6 +100,7 @@ def build_kit(
         opset=opset,
         parity_samples=parity_samples,
         whole_model=whole_model,
+        precisions=precisions,
         log=log,
     )
 
@@ -109,9 +114,11 @@ def build_kit_from_model(
     opset: int = 17,
     parity_samples: int = 8,
     whole_model: bool = True,
+    precisions: Sequence[str] = (FLOAT32,),
     log: Log = log_stderr,
 ) -> Kit:
-    """Build the latency kit of an in-memory model into `out_dir` (see the module docstring)."""
+    """Build the latency kit of an in-memory model into `out_dir` (see the module docstring);
+    `precisions`: the export variants to write besides float32 (each format takes its own)."""
     from lowrank_edge.export.facts import provenance
 
     out_dir = Path(out_dir)
@@ -122,9 +129,9 @@ def build_kit_from_model(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.kit-", dir=out_dir.parent))
     try:
-        entries = _layer_entries(plan, staging, opset, parity_samples, log)
+        entries = _layer_entries(plan, staging, opset, parity_samples, precisions, log)
         if whole_model:
-            entries.append(_model_entry(model, staging, opset, parity_samples, log))
+            entries.append(_model_entry(model, staging, opset, parity_samples, precisions, log))
         kit = Kit(
             entries=tuple(entries),
             signatures={sig.key: {**sig.to_dict(), "layers": paths} for sig, _, paths in plan},
@@ -140,7 +147,12 @@ def build_kit_from_model(
 
 
 def _layer_entries(
-    plan: list[PlanItem], staging: Path, opset: int, parity_samples: int, log: Log
+    plan: list[PlanItem],
+    staging: Path,
+    opset: int,
+    parity_samples: int,
+    precisions: Sequence[str],
+    log: Log,
 ) -> list[KitEntry]:
     entries = []
     for index, (signature, layer, paths) in enumerate(plan):
@@ -152,7 +164,7 @@ def _layer_entries(
                 micro, stem = pair_micro_model(layer, signature, rank), f"s{index:03d}-r{rank}"
             entry = KitEntry(signature.key, rank, LAYER, input_shape, {})
             files, parity = export_micro_model(
-                micro, input_shape, stem, staging, entry.label, opset, parity_samples
+                micro, input_shape, stem, staging, entry.label, opset, parity_samples, precisions
             )
             entries.append(KitEntry(signature.key, rank, LAYER, input_shape, files, parity))
         ranks = ", ".join(str(r) for r in kit_ranks(signature.matrix_shape)) or "none"
@@ -161,7 +173,12 @@ def _layer_entries(
 
 
 def _model_entry(
-    model: keras.Model, staging: Path, opset: int, parity_samples: int, log: Log
+    model: keras.Model,
+    staging: Path,
+    opset: int,
+    parity_samples: int,
+    precisions: Sequence[str],
+    log: Log,
 ) -> KitEntry:
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise LowrankEdgeError(
@@ -172,7 +189,7 @@ def _model_entry(
     key = model_entry_key(model.name)
     entry = KitEntry(key, None, MODEL, input_shape, {})
     files, parity = export_micro_model(
-        model, input_shape, "model", staging, entry.label, opset, parity_samples
+        model, input_shape, "model", staging, entry.label, opset, parity_samples, precisions
     )
     log(f"[latency-kit] whole model {model.name}: ok")
     return KitEntry(key, None, MODEL, input_shape, files, parity)

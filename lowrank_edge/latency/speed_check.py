@@ -1,7 +1,8 @@
 """Measure a rank plan end to end: its model against the original, on the target runtime.
 
 The plan's model is built with plain SVD factors (latency depends on the layer shapes, not
-the weight values), converted to the target's format (TFLite or ONNX, float32) and timed
+the weight values), converted to the target's format (TFLite or ONNX) in the target's precision
+(float32, float16, int8: the original is converted the same way) and timed
 against the original in interleaved rounds with the bench's timing core; the speedup is the
 median of the per-round ratios. Used by the back-off loop after allocation.
 """
@@ -30,10 +31,12 @@ CHECK_POLICY = TimingPolicy(warmup_runs=5, min_runs=30, min_time_s=3.0, max_time
 
 
 def model_bytes(model, condition: Condition, opset: int = 17) -> bytes:
-    """`model` converted to the float32 format the condition's backend runs."""
+    """`model` converted to the format the condition's backend runs, in its precision (int8
+    files calibrated on seeded inputs: the timing does not depend on the values)."""
     input_shape = (None, *(int(d) for d in model.inputs[0].shape[1:]))
+    fmt, precision = FORMAT_OF[condition.backend], condition.precision
     with tempfile.TemporaryDirectory(prefix="lowrank-edge-check-") as work:
-        return convert(model, input_shape, FORMAT_OF[condition.backend], opset, Path(work))
+        return convert(model, input_shape, fmt, opset, Path(work), (precision,))[precision]
 
 
 def time_against(

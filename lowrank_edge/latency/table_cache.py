@@ -32,7 +32,9 @@ def ensure_latency_table(
     start = time.perf_counter()
     log(f"[latency] no table at {path}: building the kit and timing it on {target.condition}")
     with tempfile.TemporaryDirectory(prefix="lowrank-edge-kit-") as folder:
-        kit = build_kit_from_model(model, Path(folder) / "kit", log=log)
+        kit = build_kit_from_model(
+            model, Path(folder) / "kit", precisions=(target.precision,), log=log
+        )
         table = measure_kit(kit, [target.condition], policy)
     table = dataclasses.replace(table, kit={**table.kit, "path": None, "built_from": model.name})
     write_latency_table(table, path, overwrite=False)

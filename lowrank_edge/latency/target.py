@@ -12,7 +12,12 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lowrank_edge.benchmark.latency_table import Condition, LatencyTable, load_latency_table
+from lowrank_edge.benchmark.latency_table import (
+    REFERENCE_PRECISION,
+    Condition,
+    LatencyTable,
+    load_latency_table,
+)
 from lowrank_edge.compress.analyse import ModelAnalysis
 from lowrank_edge.compress.choose import RankPlan
 from lowrank_edge.compress.steps import CostBudget
@@ -40,11 +45,12 @@ class LatencyTarget:
     backend: str = "litert"
     threads: int = 1
     batch: int = 32
+    precision: str = REFERENCE_PRECISION
 
     @property
     def condition(self) -> Condition:
-        """The (backend, threads, batch) the ranks are chosen for."""
-        return Condition(self.backend, self.threads, self.batch)
+        """The (backend, threads, batch, precision) the ranks are chosen for."""
+        return Condition(self.backend, self.threads, self.batch, self.precision)
 
     def load(self) -> LatencyTable:
         """The table, refused unless it measured this condition (warns on another device)."""
@@ -80,8 +86,7 @@ def predict_latency(
 ) -> LatencyPrediction:
     """What the table predicts for `plan` (a rank it has not measured is an error)."""
     keys = signature_keys(analysis)
-    cost = latency_cost(table, condition.backend, condition.threads, condition.batch,
-                        signatures=keys)  # fmt: skip
+    cost = latency_cost(table, condition, signatures=keys)
     fixed = fixed_latency(table, analysis.model.name, keys, condition)
     dense = planned = fixed or 0.0
     gains = {}
@@ -106,7 +111,7 @@ def latency_record(
 ) -> dict:
     """The sidecar's latency section: table, condition, device, prediction and headroom."""
     prediction = predict_latency(table, analysis, plan, condition)
-    limit = headroom(table, analysis, condition.backend, condition.threads, condition.batch)
+    limit = headroom(table, analysis, condition)
     return {
         "table": str(table.path) if table.path else None,
         "table_sha256": sha256_file(table.path) if table.path else None,

@@ -1,7 +1,8 @@
 """The latency kit manifest (`kit.json`, schema 1): micro-models of single layers, per rank.
 
 A kit holds, for every distinct layer shape signature of a model, the layer alone ("dense",
-rank None) and its factor pair at a grid of ranks, each exported to TFLite and ONNX, plus
+rank None) and its factor pair at a grid of ranks, each exported to TFLite and ONNX float32 (and,
+when built with more precisions, to the other export variants: `files["tflite:int8-full"]`), plus
 optionally the whole model. `lowrank_edge.latency.kit` writes it; the latency table (TF-free)
 reads it here and checks every file's SHA-256 on the bytes it loads.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lowrank_edge.errors import LowrankEdgeError
+from lowrank_edge.export.variants import VARIANTS
 from lowrank_edge.fileio import read_json_file
 from lowrank_edge.runtime.manifest import _Fields
 
@@ -22,6 +24,22 @@ KIT_SCHEMA = 1
 KIT_NAME = "kit.json"
 KIT_KIND = "lowrank-edge latency kit"
 KIT_FORMATS = ("tflite", "onnx")
+FORMAT_OF_BACKEND = {"litert": "tflite", "onnxruntime": "onnx"}
+FLOAT32 = "float32"
+
+
+def file_key(fmt: str, precision: str = FLOAT32) -> str:
+    """The key of a micro-model file in `KitEntry.files`: `tflite` (float32, as kits always
+    had) or `tflite:int8-full`."""
+    return fmt if precision == FLOAT32 else f"{fmt}:{precision}"
+
+
+def backend_precisions(backend: str) -> tuple[str, ...]:
+    """The precisions (export variants) a runtime's format comes in, float32 first."""
+    return VARIANTS[FORMAT_OF_BACKEND[backend]]
+
+
+KIT_FILE_KEYS = tuple(file_key(fmt, p) for fmt in KIT_FORMATS for p in VARIANTS[fmt])
 LAYER, MODEL = "layer", "model"
 MODEL_PREFIX = "model:"
 
@@ -143,12 +161,12 @@ def _entry(f: _Fields) -> KitEntry:
     files_field = f.sub("files")
     assert files_field is not None
     files = {}
-    for fmt in KIT_FORMATS:
-        if fmt in files_field.data:
-            one = files_field.sub(fmt)
+    for key in KIT_FILE_KEYS:
+        if key in files_field.data:
+            one = files_field.sub(key)
             assert one is not None
-            files[fmt] = KitFile(one.file_name("file"), one.sha256("sha256"), one.get("bytes", int))
-    if not files:
+            files[key] = KitFile(one.file_name("file"), one.sha256("sha256"), one.get("bytes", int))
+    if not any(fmt in files for fmt in KIT_FORMATS):
         raise f.error("files", f"must list at least one of {', '.join(KIT_FORMATS)}")
     return KitEntry(
         key=f.get("key", str),
