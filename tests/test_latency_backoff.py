@@ -140,7 +140,8 @@ def test_a_latency_budget_keeps_slower_layers_dense_and_records_its_prediction(t
     assert status["conv"] != FACTORISED  # its pair is slower in the table
     assert status["fc"] == FACTORISED and status["logits"] == FACTORISED
     latency = result.compression["latency"]
-    assert latency["condition"] == {"backend": "litert", "threads": 1, "batch": 1}
+    assert latency["condition"] == {"backend": "litert", "threads": 1, "batch": 1,
+                                    "precision": "float32"}  # fmt: skip
     assert latency["table"] == str(path) and len(latency["table_sha256"]) == 64
     ranks = {la["name"]: la["rank_kept"] for la in result.compression["layers"]}
     dense = 3.0  # three layers at 1 ms, no whole-model entry
@@ -315,3 +316,47 @@ def test_the_pipeline_refuses_both_latency_targets_at_once():
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
     assert "choose --target-speedup or --target-latency, not both" in result.output
+
+
+def test_in_a_precision_where_no_plan_is_faster_the_original_is_kept_and_said_so(
+    tmp_path, monkeypatch
+):
+    """An int8-full table whose every plan measures slower end to end: the compression keeps
+    the original's structure and the verdict names the precision and the headroom."""
+    from lowrank_edge.benchmark.latency_table import Condition
+    from lowrank_edge.latency import speed_check
+
+    model = tiny_model()
+    int8 = Condition("litert", 1, 1, "int8-full")
+    table = fake_table(analyse_model(model), favourable, int8)
+    table = dataclasses.replace(table, device=system_facts())
+    path = write_latency_table(table, tmp_path / "int8.json", overwrite=False)
+    seen = []
+
+    def slower(analysis, condition, predict, policy, log):
+        seen.append(condition)
+        return lambda plan: SpeedCheck(plan.ranks, 0.9, 0.88, 0.92, predict(plan))
+
+    monkeypatch.setattr(speed_check, "plan_measurer", slower)
+    lines = []
+    target = LatencyTarget(path, "litert", 1, 1, "int8-full")
+    options = CompressOptions(target_latency=0.5, factoriser="svd", latency=target)
+    result = compress_and_finetune(model, options, log=lines.append)
+    assert seen and all(c == int8 for c in seen)  # timed in the precision that ships
+    status = {layer["name"]: layer["status"] for layer in result.compression["layers"]}
+    assert FACTORISED not in status.values()
+    verdict = result.compression["latency"]["back_off"]["verdict"]
+    assert verdict.startswith("low-rank adds nothing to int8-full on this CPU")
+    assert "headroom 2.50x predicted" in verdict
+    assert any(verdict in line for line in lines)
+
+
+def test_an_unreachable_speedup_names_the_headroom(table_file, tmp_path):
+    model, table = table_file
+    source = save_model(model, tmp_path / "tiny.keras")
+    args = ["compress", str(source), "--target-speedup", "5", "--latency-table", str(table),
+            "--backend", "litert", "--threads", "1", "--batch", "1", "--factoriser", "svd",
+            "--finetune-epochs", "0", "--no-speed-check"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0
+    assert "at most 2.50x faster, the headroom under this condition" in result.output

@@ -31,6 +31,7 @@ from lowrank_edge.benchmark.latency_table import (
 from lowrank_edge.cli import main
 from lowrank_edge.compress.analyse import analyse_model
 from lowrank_edge.errors import LowrankEdgeError
+from lowrank_edge.export.variants import TFLITE_VARIANTS
 from lowrank_edge.latency.hardware_cost import allocate_for_latency, headroom, latency_cost
 from lowrank_edge.latency.kit import build_kit, check_kit_target
 from lowrank_edge.latency.layer_signature import (
@@ -145,7 +146,7 @@ def test_the_latency_table_command_times_every_condition(kit_setup, tmp_path):
     ]
     assert table.kit["sha256"] and table.policy["rounds"] == 2
     assert table.device["cpu_count"]
-    report = headroom(table, analyse_model(kit_setup[0]), "onnxruntime", 2, 2)
+    report = headroom(table, analyse_model(kit_setup[0]), Condition("onnxruntime", 2, 2))
     assert [h.layer for h in report.layers] == ["conv", "fc", "logits"]
     assert report.best_ms <= report.dense_ms
 
@@ -168,10 +169,10 @@ def test_a_layer_whose_factors_are_slower_stays_dense():
 
     table = fake_table(analysis, p50)
     keys = signature_keys(analysis)
-    cost = latency_cost(table, "litert", 1, 1, signatures=keys)
+    cost = latency_cost(table, CONDITION, signatures=keys)
     dense_total = sum(cost(c.spectrum, None) for c in analysis.factorable)
     fraction = 0.7
-    plan = allocate_for_latency(analysis, table, fraction, "litert", 1, 1)
+    plan = allocate_for_latency(analysis, table, fraction, CONDITION)
     assert slow not in plan.ranks
     assert plan.ranks, "the other layers are factorised"
     spent = sum(
@@ -182,7 +183,7 @@ def test_a_layer_whose_factors_are_slower_stays_dense():
         shape = analysis.candidate(path).spectrum.matrix_shape
         assert rank in kit_ranks(shape)
     assert cost(analysis.candidate("fc").spectrum, 3) == math.inf  # 3 was never measured
-    report = headroom(table, analysis, "litert", 1, 1)
+    report = headroom(table, analysis, CONDITION)
     best = {h.layer: h.best_rank for h in report.layers}
     assert best[slow] is None and best["fc"] == 1
     assert report.fixed_ms is None and report.speedup > 1
@@ -193,7 +194,7 @@ def test_a_shared_layer_costs_each_of_its_calls():
     keys = signature_keys(analysis)
     assert len(keys["shared_conv"]) == 2 and len(set(keys["shared_conv"])) == 1
     table = fake_table(analysis, lambda path, rank, shape: 1.0 if rank is None else 0.25)
-    cost = latency_cost(table, "litert", 1, 1, signatures=keys)
+    cost = latency_cost(table, CONDITION, signatures=keys)
     assert cost(analysis.candidate("shared_conv").spectrum, None) == 2.0
 
 
@@ -202,9 +203,9 @@ def test_a_table_missing_a_layer_or_condition_is_refused():
     keys = signature_keys(analysis)
     table = fake_table(analysis, lambda path, rank, shape: None if path == "logits" else 1.0)
     with pytest.raises(LowrankEdgeError, match="layer 'logits' .* has no dense latency"):
-        latency_cost(table, "litert", 1, 1, signatures=keys)
+        latency_cost(table, CONDITION, signatures=keys)
     with pytest.raises(LowrankEdgeError, match="no measurements for litert, 4 thread"):
-        latency_cost(table, "litert", 4, 1, signatures=keys)
+        latency_cost(table, Condition("litert", 4, 1), signatures=keys)
 
 
 def test_the_latency_table_command_builds_the_kit_of_a_keras_model(kit_setup, tmp_path):
@@ -213,8 +214,12 @@ def test_the_latency_table_command_builds_the_kit_of_a_keras_model(kit_setup, tm
             *FAST_CLI_ARGS]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    table = load_latency_table(out, [CONDITION])
+    litert = [Condition("litert", 1, 1, p) for p in TFLITE_VARIANTS]
+    table = load_latency_table(out, litert)  # every LiteRT precision: the default for a model
     assert table.kit["built_from"] == str(kit_setup[1]) and table.kit["path"] is None
-    assert len(table.entries) == len(kit_setup[2].entries)
+    assert len(table.entries) == len(kit_setup[2].entries) * len(TFLITE_VARIANTS)
+    assert [e for e in table.entries if e.p50_ms is None] == []
+    saved = json.loads(out.read_text())
+    assert {e["precision"] for e in saved["entries"]} == set(TFLITE_VARIANTS)
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 1 and "already exists; pass --overwrite" in again.output

@@ -66,12 +66,12 @@ def kit_conditions(
             f"and batch sizes must be >= 1 (got threads {list(threads)}, batch {list(batches)})"
         )
     backends = list(dict.fromkeys(backends))
-    known = {p for b in backends for p in backend_precisions(b)}
+    known = dict.fromkeys(p for b in backends for p in backend_precisions(b))
     unknown = [p for p in precisions if p not in known]
     if unknown or not precisions:
         raise LowrankEdgeError(
             f"--precision: {', '.join(unknown) or 'none given'}: the chosen runtimes "
-            f"({', '.join(backends)}) time {', '.join(sorted(known))}"
+            f"({', '.join(backends)}) time {', '.join(known)}"
         )
     return [
         Condition(b, t, n, p)

@@ -634,7 +634,7 @@ targets_option = apply_options(
     ),
 )
 
-_LATENCY = "on the --latency-table condition (--backend, --threads, --batch)"
+_LATENCY = "on the --latency-table condition (--backend, --threads, --batch, --precision)"
 
 latency_target_option = apply_options(
     click.option(
@@ -696,6 +696,15 @@ latency_options = apply_options(
         help="Batch size of the table condition.",
     ),  # fmt: skip
     click.option(
+        "--precision",
+        type=click.Choice(["float32", "float16", "int8-dynamic", "int8-full", "int8-qdq"]),
+        default="float32",
+        show_default=True,
+        help="Precision of the table condition: ranks are priced, the headroom reported and the "
+        "speed check run in the file that ships (LiteRT: float32, float16, int8-dynamic, "
+        "int8-full; ONNX Runtime: float32, int8-qdq, int8-dynamic).",
+    ),
+    click.option(
         "--speed-check/--no-speed-check",
         default=True,
         show_default=True,
@@ -728,12 +737,25 @@ def latency_fraction(speedup: float | None, latency: float | None) -> float | No
 def latency_target_from(params: Mapping[str, Any]):
     """The LatencyTarget that `latency_options` describe (None without --latency-table)."""
     from lowrank_edge.latency.target import LatencyTarget
+    from lowrank_edge.runtime.kit_manifest import backend_precisions
 
+    precision = params.get("precision") or "float32"
     if params.get("latency_table") is None:
+        if precision != "float32":
+            raise LowrankEdgeError(
+                f"--precision {precision} prices ranks from a latency table: give --latency-table "
+                "(measured with `lowrank-edge latency-table --precision ...`)"
+            )
         return None
+    if precision not in backend_precisions(params["backend"]):
+        raise LowrankEdgeError(
+            f"--precision {precision} is not a precision of --backend {params['backend']}; "
+            f"choose from {', '.join(backend_precisions(params['backend']))}"
+        )
     return LatencyTarget(
-        Path(params["latency_table"]), params["backend"], params["threads"], params["batch"]
-    )
+        Path(params["latency_table"]), params["backend"], params["threads"], params["batch"],
+        precision,
+    )  # fmt: skip
 
 
 energies_option = click.option(

@@ -221,6 +221,11 @@ def allocate_ranks(
             f"--target-{budget} {fraction:g} cannot be met with the layers allowed: the "
             f"smallest reachable fraction is {floor / whole:.4f} (every factorable layer at "
             "its smallest rank)"
+            + (
+                f": at most {whole / floor:.2f}x faster, the headroom under this condition"
+                if budget == "latency" and floor > 0
+                else ""
+            )
         )
     chosen = allocate(options, fraction * whole - fixed, weights)
     ranks = {path: option.rank for path, option in chosen.items()}

@@ -8,13 +8,15 @@ and backs off until it is not slower, and `record()` is the sidecar's latency se
 
 from __future__ import annotations
 
+import dataclasses
+
 from lowrank_edge.benchmark.timing.calls import TimingPolicy
 from lowrank_edge.compress.analyse import ModelAnalysis
 from lowrank_edge.compress.choose import RankPlan
 from lowrank_edge.compress.steps import CostBudget
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.latency.back_off import BackOff, back_off, relax
-from lowrank_edge.latency.hardware_cost import allocate_for_latency
+from lowrank_edge.latency.hardware_cost import allocate_for_latency, headroom
 from lowrank_edge.latency.target import (
     LATENCY_TABLE_NEEDED,
     LatencyTarget,
@@ -84,6 +86,14 @@ class LatencyCheck:
                     return looser
 
                 plan, self.back_off = relax(plan, self.back_off, self.fraction, reallocate, measure)
+            if self.back_off.chosen is None:
+                limit = headroom(self.table, analysis, condition).speedup
+                verdict = (
+                    f"low-rank adds nothing to {condition.precision} on this CPU ({condition}): "
+                    f"headroom {limit:.2f}x predicted, no plan measured faster; the original's "
+                    "structure is kept"
+                )
+                self.back_off = dataclasses.replace(self.back_off, verdict=verdict)
             self.log(f"[latency] {self.back_off.verdict}")
         self.plan = plan
         return plan

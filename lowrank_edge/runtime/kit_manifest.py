@@ -39,6 +39,15 @@ def backend_precisions(backend: str) -> tuple[str, ...]:
     return VARIANTS[FORMAT_OF_BACKEND[backend]]
 
 
+def kit_precisions(kit: Kit) -> tuple[str, ...]:
+    """Every precision some entry of `kit` has a file in, float32 first."""
+    keys = {key for entry in kit.entries for key in entry.files}
+    order = [p for fmt in KIT_FORMATS for p in VARIANTS[fmt]]
+    return tuple(
+        dict.fromkeys(p for p in order if any(file_key(f, p) in keys for f in KIT_FORMATS))
+    )
+
+
 KIT_FILE_KEYS = tuple(file_key(fmt, p) for fmt in KIT_FORMATS for p in VARIANTS[fmt])
 LAYER, MODEL = "layer", "model"
 MODEL_PREFIX = "model:"
