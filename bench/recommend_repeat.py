@@ -10,7 +10,8 @@ Each run is the main job's closing step (`pipeline.ship.bench_and_recommend`: ev
 variant on LiteRT and ONNX Runtime, 1 thread, batch 32, 5 rounds x 3 repeats, budget 0.5 points)
 into OUT/run<i>/bench/. OUT gets command.json, results.json (each run's choice per runtime) and
 table.md: per run and runtime the recommended file, its paired speedup over the original float32
-with the IQR, and the files tied with it. `--recommend-only` re-reads the timings of an earlier
+with the IQR, and the files tied with it; OUT/run<i>/same-precision.md: every low-rank file
+against the original's file in the same precision and runtime (paired), slower cells flagged. `--recommend-only` re-reads the timings of an earlier
 run and only recommends again (after a change to the selection rule).
 """
 
@@ -27,6 +28,8 @@ if str(REPO) not in sys.path:  # run from a bare checkout, before any install
 from lowrank_edge.benchmark.reporting.markdown import table_lines  # noqa: E402
 from lowrank_edge.benchmark.results.provenance import write_command_json  # noqa: E402
 from lowrank_edge.fileio import check_can_write, write_json_atomic, write_text_atomic  # noqa: E402
+from lowrank_edge.pipeline.precision_cells import same_precision_cells  # noqa: E402
+from lowrank_edge.pipeline.report import same_precision_section  # noqa: E402
 from lowrank_edge.pipeline.ship import (  # noqa: E402
     BENCH_FOLDER,
     ShipStep,
@@ -86,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(recommend_bench(out / BENCH_FOLDER, ShipStep()))
         else:
             runs.append(bench_and_recommend(folders, out, ShipStep(), True))
+        cells = same_precision_cells(out / BENCH_FOLDER)
+        section = same_precision_section({"recommendation": {"same_precision": cells}})
+        write_text_atomic(out / "same-precision.md", section + "\n")
         write_json_atomic(args.out / "results.json", {"runs": runs})
     text = table(runs)
     write_text_atomic(args.out / "table.md", text)

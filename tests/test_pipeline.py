@@ -331,3 +331,45 @@ def test_the_ship_section_quotes_paired_speedups_with_their_spread_and_ties():
     assert "tie within spread with base tflite-int8-dynamic" in text
     assert "1.62x (p50 ratio, not paired)" in text
     assert "Each speedup is paired" in text
+
+
+def test_the_main_job_flags_each_low_rank_file_slower_than_the_original_in_its_precision(
+    tmp_path,
+):
+    """Same-precision cells from the closing bench: e50's float32 file is faster than the
+    original's float32, its int8 file slower than the original's int8 (on a VNNI CPU the
+    reason says int8 runs on VNNI); the report flags that cell and gives the reason."""
+    from harness.bench_records import FakeArtifact, Group, write_bench, write_export
+
+    from lowrank_edge.pipeline.precision_cells import same_precision_cells
+    from lowrank_edge.pipeline.report import same_precision_section
+
+    exports = {
+        name: write_export(tmp_path / name, name, [FakeArtifact("tflite", "float32", 1000, 0.99),
+                                                  FakeArtifact("tflite", "int8-full", 300, 0.99)])
+        for name in ("base", "e50")
+    }  # fmt: skip
+    groups = [
+        Group("litert", "float32", {"base": [1.0, 1.0], "e50": [0.8, 0.8]}),
+        Group("litert", "int8-full", {"base": [0.3, 0.3], "e50": [0.4, 0.4]}),
+    ]
+    results = write_bench(tmp_path / "bench", "dev", exports, groups)
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    for record in records:  # a VNNI CPU, and e50 with half the MACs
+        record["system"]["cpu_features"] = {"avx2": True, "vnni": True}
+        record["theoretical_speedup"] = 2.0 if record["model"] == "e50" else 1.0
+    results.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    cells = same_precision_cells(tmp_path / "bench")
+    by_variant = {c["variant"]: c for c in cells}
+    assert [c["model"] for c in cells] == ["e50", "e50"]  # the original is the reference
+    assert by_variant["float32"]["speedup"] == pytest.approx(1.25)
+    assert not by_variant["float32"]["slower"] and by_variant["float32"]["reason"] is None
+    int8 = by_variant["int8-full"]
+    assert int8["slower"] and int8["speedup"] == pytest.approx(0.75)
+    assert int8["reason"].startswith("it needs 2.00x fewer MACs, but int8 runs on VNNI here")
+    text = same_precision_section({"recommendation": {"same_precision": cells}})
+    assert "| litert | float32 | 1.25x [1.25–1.25] |" in text
+    assert "| litert | int8-full | **0.75x [0.75–0.75] slower** |" in text
+    assert "1 of 2 files are slower than the original in their own precision" in text
+    assert "* e50, litert int8-full (0.75x): it needs 2.00x fewer MACs" in text

@@ -234,6 +234,48 @@ def ship_section(summary: dict) -> str:
     )
 
 
+def same_precision_section(summary: dict) -> str:
+    """Each compressed model's file against the original's in the same precision and runtime
+    (paired, same rounds), the slower cells flagged with the reason."""
+    cells = (summary.get("recommendation") or {}).get("same_precision") or []
+    if not cells:
+        return ""
+    models = list(dict.fromkeys(c["model"] for c in cells))
+    rows = []
+    for backend, variant in dict.fromkeys((c["backend"], c["variant"]) for c in cells):
+        row = [backend, variant]
+        for model in models:
+            cell = next(
+                (c for c in cells if (c["backend"], c["variant"], c["model"]) ==
+                 (backend, variant, model)), None,
+            )  # fmt: skip
+            if cell is None:
+                row.append("–")
+                continue
+            text = f"{cell['speedup']:.2f}x"
+            if cell.get("q1") is not None and (cell.get("rounds") or 0) > 1:
+                text += f" [{cell['q1']:.2f}–{cell['q3']:.2f}]"
+            row.append(f"**{text} slower**" if cell["slower"] else text)
+        rows.append(row)
+    slower = [c for c in cells if c["slower"]]
+    reasons = [
+        f"* {c['model']}, {c['backend']} {c['variant']} ({c['speedup']:.2f}x): {c['reason']}."
+        for c in slower
+    ]
+    return "\n\n".join(
+        [
+            "## Low-rank against the original, in the same precision",
+            "Each compressed model's file against the original's file of the same precision and "
+            "runtime, timed in the same interleaved rounds (median of per-round ratios, IQR in "
+            f"brackets). {len(slower)} of {len(cells)} files are slower than the original in "
+            "their own precision"
+            + (": flagged in bold, with the reason below." if slower else "."),  # fmt: skip
+            markdown_table(["Runtime", "Precision", *models], rows),
+            *(["\n".join(reasons)] if reasons else []),
+        ]
+    )
+
+
 def write_markdown_report(summary: dict, path: Path) -> Path:
     """Write the pipeline report (summary, models, ranks) to `path` atomically."""
     data = summary["dataset"]
@@ -247,6 +289,7 @@ def write_markdown_report(summary: dict, path: Path) -> Path:
         models_table(summary),
         latency_section(summary),
         gates_section(summary),
+        same_precision_section(summary),
         ship_section(summary),
         "## Rank kept per layer",
         rank_table(summary),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lowrank_edge.benchmark.timing.calls import TimingPolicy
 from lowrank_edge.logs import Log
+from lowrank_edge.pipeline.precision_cells import same_precision_cells
 
 BENCH_FOLDER = "bench"
 
@@ -64,10 +65,19 @@ def bench_and_recommend(
     finish_folder(bench)
     log(f"[bench] {outcome.ok} configuration(s) timed, {outcome.failed} failed ({bench}/report.md)")
 
+    cells = same_precision_cells(bench)
+    slower = [c for c in cells if c["slower"]]
+    log(
+        f"[bench] low-rank against the original in the same precision: {len(slower)} of "
+        f"{len(cells)} file(s) slower"
+        + "".join(f"\n[bench]   {c['model']} {c['backend']} {c['variant']}: "
+                  f"{c['speedup']:.2f}x ({c['reason']})" for c in slower)
+    )  # fmt: skip
     return {
         "bench_dir": str(bench),
         "timed": outcome.ok,
         "failed": outcome.failed,
+        "same_precision": cells,
         **recommend_bench(bench, step, log),
     }
 
