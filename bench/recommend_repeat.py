@@ -11,8 +11,9 @@ variant on LiteRT and ONNX Runtime, 1 thread, batch 32, 5 rounds x 3 repeats, bu
 into OUT/run<i>/bench/. OUT gets command.json, results.json (each run's choice per runtime) and
 table.md: per run and runtime the recommended file, its paired speedup over the original float32
 with the IQR, and the files tied with it; OUT/run<i>/same-precision.md: every low-rank file
-against the original's file in the same precision and runtime (paired), slower cells flagged. `--recommend-only` re-reads the timings of an earlier
-run and only recommends again (after a change to the selection rule).
+against the original's file in the same precision and runtime (paired), slower cells flagged.
+`--recommend-only` re-reads the timings of an earlier run and only recommends again (after a
+change to the selection rule).
 """
 
 from __future__ import annotations
