@@ -3,9 +3,10 @@
 1. Runs `lowrank-edge latency-table MODEL` (kit built, timed on every backend x threads x
    batch) and records its wall time; then asks the pipeline's cache for the same table and
    records that it was reused.
-2. For each --check condition: the headroom (every factorable layer at its cheapest measured
-   option, predicted from the table), then that plan's model measured end to end against the
-   original on the same runtime (interleaved rounds, median of per-round ratios).
+2. For each --check condition (runtime, threads, batch and precision): the headroom (every
+   factorable layer at its cheapest measured option, predicted from the table), then that plan's
+   model measured end to end against the original on the same runtime in the same precision
+   (interleaved rounds, median of per-round ratios). The CPU features are in command.json.
 
 Usage:
     python bench/latency_headroom.py --model models/mnist/base.keras \\
@@ -44,7 +45,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--check",
         default="litert:1:32,onnxruntime:1:32",
-        help="Conditions backend:threads:batch whose headroom is measured end to end.",
+        help="Conditions backend:threads:batch[:precision] whose headroom is measured end to "
+        "end (precision: float32 unless given; the table is timed in every precision named).",
     )
     parser.add_argument("--overwrite", action="store_true")
     return parser.parse_args(argv)
@@ -53,8 +55,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def conditions(text: str) -> list[Condition]:
     out = []
     for item in text.split(","):
-        backend, threads, batch = item.split(":")
-        out.append(Condition(backend, int(threads), int(batch)))
+        backend, threads, batch, *precision = item.split(":")
+        out.append(Condition(backend, int(threads), int(batch), *precision))
     return out
 
 
@@ -71,9 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     write_command_json(args.out, overwrite=args.overwrite)
 
+    precisions = ",".join(dict.fromkeys(c.precision for c in conditions(args.check)))
     command = [*cli(), "latency-table", str(args.model), "--backends", args.backends,
-               "--threads", args.threads, "--batch", args.batch, "--out", str(table_path),
-               "--quiet", *(["--overwrite"] if args.overwrite else [])]  # fmt: skip
+               "--threads", args.threads, "--batch", args.batch, "--precision", precisions,
+               "--out", str(table_path), "--quiet",
+               *(["--overwrite"] if args.overwrite else [])]  # fmt: skip
     print("[latency] " + " ".join(command), flush=True)
     start = time.perf_counter()
     subprocess.run(command, check=True)
@@ -128,7 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_json_atomic(args.out / "results.json", results, overwrite=args.overwrite)
     lines = [
         f"Latency table of `{args.model}`: {results['entries']} entries "
-        f"({args.backends}; threads {args.threads}; batch {args.batch}) in {table_seconds:.0f} s; "
+        f"({args.backends}; threads {args.threads}; batch {args.batch}; precisions "
+        f"{precisions}) in {table_seconds:.0f} s; "
         f"asked again through the pipeline's cache: reused in {reuse_seconds:.2f} s.",
         "",
         "| condition | headroom (predicted) | measured (q1–q3) | headroom / measured − 1 | "
@@ -138,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for row in rows:
         c = row["condition"]
         lines.append(
-            f"| {c['backend']}, {c['threads']} thread(s), batch {c['batch']} | "
+            f"| {Condition(**c)} | "
             f"{row['headroom_speedup']:.2f}x | {row['measured_speedup']:.2f}x "
             f"({row['measured_q1']:.2f}–{row['measured_q3']:.2f}) | {row['relative_error']:+.1%} | "
             f"{', '.join(row['dense_layers']) or 'none'} |"
