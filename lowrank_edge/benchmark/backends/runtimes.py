@@ -15,10 +15,11 @@ import numpy as np
 from lowrank_edge.benchmark.suite import BenchModel
 from lowrank_edge.benchmark.timing.interleave import Opener
 from lowrank_edge.errors import LowrankEdgeError
+from lowrank_edge.runtime.kit_manifest import FORMAT_OF_BACKEND
 from lowrank_edge.runtime.manifest import ArtifactInfo
 
 BACKENDS = ("litert", "onnxruntime", "keras")
-FORMAT_OF = {"litert": "tflite", "onnxruntime": "onnx"}
+FORMAT_OF = FORMAT_OF_BACKEND  # runtime -> the file format it runs
 KERAS_VARIANT = "float32"  # the Keras backend runs the float32 source model
 _REQUIRED_MODULES = {
     "litert": ("ai_edge_litert",),
