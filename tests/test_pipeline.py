@@ -1,6 +1,7 @@
 """The pipeline end to end on a tiny model and tiny data: files, records and invariants."""
 
 import json
+from pathlib import Path
 
 import pytest
 from harness.data import make_pattern_dataset
@@ -307,6 +308,15 @@ def test_a_variant_failing_its_export_gate_is_marked_not_benched_and_reported(
     assert "| f0.5 | tflite-int8-dynamic | test-accuracy | drop 5.00 points |" in report
     summary = json.loads((tmp_path / "results.json").read_text())
     assert summary["recommendation"]["conditions"][0]["artifact"].endswith("tflite-float32")
+    # the original's fastest (here its only) precision gets a latency table and a headroom
+    [headroom] = summary["recommendation"]["shipped_headroom"]
+    assert (headroom["backend"], headroom["precision"]) == ("litert", "float32")
+    assert (
+        headroom["headroom"] >= 1.0
+        and (tmp_path / "bench" / "latency-table-shipped.json").is_file()
+    )
+    report = (tmp_path / "report.md").read_text()
+    assert "## Low-rank in the precision that ships" in report
 
 
 def test_the_ship_section_quotes_paired_speedups_with_their_spread_and_ties():
@@ -373,3 +383,31 @@ def test_the_main_job_flags_each_low_rank_file_slower_than_the_original_in_its_p
     assert "| litert | int8-full | **0.75x [0.75–0.75] slower** |" in text
     assert "1 of 2 files are slower than the original in their own precision" in text
     assert "* e50, litert int8-full (0.75x): it needs 2.00x fewer MACs" in text
+
+
+def test_the_headroom_advice_follows_the_original_s_fastest_precision(tmp_path):
+    """The original's fastest file per runtime is found from its paired speedups; a headroom
+    below 1.2x says low-rank adds nothing there, above it gives the command to run."""
+    from harness.bench_records import FakeArtifact, Group, write_bench, write_export
+
+    from lowrank_edge.benchmark.latency_table import Condition
+    from lowrank_edge.pipeline.shipped_headroom import _advice, fastest_original_precisions
+
+    exports = {
+        name: write_export(tmp_path / name, name, [FakeArtifact("tflite", "float32", 1000, 0.99),
+                                                  FakeArtifact("tflite", "int8-full", 300, 0.99)])
+        for name in ("base", "e50")
+    }  # fmt: skip
+    groups = [
+        Group("litert", "float32", {"base": [1.0, 1.0], "e50": [0.8, 0.8]}),
+        Group("litert", "int8-full", {"base": [0.5, 0.5], "e50": [0.4, 0.4]}),
+    ]
+    write_bench(tmp_path / "bench", "dev", exports, groups)
+    assert fastest_original_precisions(tmp_path / "bench") == {"litert": ("int8-full", 2.0)}
+    condition = Condition("litert", 1, 32, "int8-full")
+    low = _advice(condition, 1.04, Path("b.keras"), Path("t.json"))
+    assert low.startswith(
+        "low-rank adds nothing worth a model to int8-full on this CPU: headroom 1.04x"
+    )
+    high = _advice(condition, 1.5, Path("b.keras"), Path("t.json"))
+    assert "--precision int8-full --target-speedup 1.35" in high and "up to 1.50x" in high

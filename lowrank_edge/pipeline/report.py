@@ -276,6 +276,28 @@ def same_precision_section(summary: dict) -> str:
     )
 
 
+def shipped_headroom_section(summary: dict) -> str:
+    """Per runtime: the original's fastest precision and low-rank's headroom there."""
+    rows = (summary.get("recommendation") or {}).get("shipped_headroom") or []
+    if not rows:
+        return ""
+    table = markdown_table(
+        ["Runtime", "Original's fastest precision", "vs its float32", "Low-rank headroom there"],
+        [[r["backend"], r["precision"], f"{r['original_speedup_over_float32']:.2f}x",
+          f"{r['headroom']:.2f}x"] for r in rows],
+    )  # fmt: skip
+    return "\n\n".join(
+        [
+            "## Low-rank in the precision that ships",
+            "The headroom is the most a latency budget can give in that precision: every "
+            "factorable layer at its cheapest option, from a latency table of the original "
+            f"measured here (`{rows[0]['table']}`).",
+            table,
+            "\n".join(f"* {r['backend']}: {r['advice']}." for r in rows),
+        ]
+    )
+
+
 def write_markdown_report(summary: dict, path: Path) -> Path:
     """Write the pipeline report (summary, models, ranks) to `path` atomically."""
     data = summary["dataset"]
@@ -290,6 +312,7 @@ def write_markdown_report(summary: dict, path: Path) -> Path:
         latency_section(summary),
         gates_section(summary),
         same_precision_section(summary),
+        shipped_headroom_section(summary),
         ship_section(summary),
         "## Rank kept per layer",
         rank_table(summary),

@@ -475,6 +475,13 @@ def run_pipeline(
             "exports")  # fmt: skip
         if ship is not None:
             summary["recommendation"] = _bench_and_recommend(records, out_dir, ship, config, log)
+            if ship.headroom and "conditions" in summary["recommendation"]:
+                from lowrank_edge.pipeline.shipped_headroom import shipped_headroom
+
+                summary["recommendation"]["shipped_headroom"] = shipped_headroom(
+                    base_model, Path(base_record["path"]), out_dir / BENCH_FOLDER, ship.threads,
+                    ship.batch, log,
+                )  # fmt: skip
             write_json_atomic(results_path, summary, overwrite=True)
             log(f"[report] updated {results_path} and {_write_markdown(summary, out_dir)}")
         if failures:

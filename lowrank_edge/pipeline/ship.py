@@ -27,6 +27,7 @@ class ShipStep:
     threads: int = 1
     batch: int = 32
     policy: TimingPolicy = field(default_factory=lambda: TimingPolicy(min_time_s=2.0, repeats=3))
+    headroom: bool = True  # then measure low-rank's headroom in the original's fastest precision
 
 
 def bench_and_recommend(
