@@ -5,6 +5,7 @@ Heavy imports (TensorFlow, Keras) happen inside each command, never at import ti
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -24,6 +25,7 @@ from lowrank_edge.cli.options import (
     compression_options,
     custom_objects_option,
     data_options,
+    distribute_options,
     energies_option,
     energy_option,
     factoriser_options,
@@ -39,6 +41,7 @@ from lowrank_edge.cli.options import (
     target_option,
     targets_option,
     warn_deprecated,
+    worker_outputs,
 )
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.export.variants import (
@@ -71,6 +74,7 @@ from lowrank_edge.export.variants import (
     show_default="models/<dataset>/base.keras",
     help="Where to save the model.",
 )
+@distribute_options
 @overwrite_option()
 def train(
     source: DataSource,
@@ -84,16 +88,25 @@ def train(
     blocks: int,
     head_units: int,
     out: Path | None,
+    distribute: str,
+    backup_dir: Path | None,
     overwrite: bool,
 ) -> None:
     """Train the mini-ResNet on a dataset and save it as .keras."""
+    with contextlib.ExitStack() as stack:
+        _train(source, epochs, augment, balance_classes, batch_size, lr, seed, widths, blocks,
+               head_units, out, distribute, backup_dir, overwrite, stack)  # fmt: skip
+
+
+def _train(source, epochs, augment, balance_classes, batch_size, lr, seed, widths, blocks,
+           head_units, out, distribute, backup_dir, overwrite, stack) -> None:  # fmt: skip
     from lowrank_edge.fileio import check_can_write
     from lowrank_edge.model.resnet import ResNetConfig, build_mini_resnet, config_for_data
     from lowrank_edge.model.saving import save_model
     from lowrank_edge.model.train import FitConfig, fit
     from lowrank_edge.pipeline.measure import accuracy_record
 
-    out = out or Path("models") / source.name / "base.keras"
+    out = worker_outputs(distribute, out or Path("models") / source.name / "base.keras", stack)
     check_can_write(out, overwrite)
     data = source.load(seed, needed_for="train")
     config = config_for_data(
@@ -111,6 +124,8 @@ def train(
             seed=seed,
             augment=augment,
             balance_classes=balance_classes,
+            distribute=distribute,
+            backup_dir=str(backup_dir) if backup_dir else None,
         ),
     )
     save_model(model, out, overwrite=overwrite)
@@ -154,6 +169,7 @@ def train(
     show_default="<model folder>/<e75|r16|f0.25|m0.33|p0.2|l0.5>.keras",
     help="Output .keras.",
 )
+@distribute_options
 @overwrite_option()
 def compress(
     model_path: Path,
@@ -171,10 +187,15 @@ def compress(
     batch_size: int,
     seed: int,
     out: Path | None,
+    distribute: str,
+    backup_dir: Path | None,
     overwrite: bool,
     **compression: object,
 ) -> None:
     """SVD-compress MODEL_PATH (.keras), optionally fine-tune, and save it with a report."""
+    if (distribute != "none" or backup_dir is not None) and not finetune_epochs:
+        raise LowrankEdgeError("--distribute and --backup-dir apply to fine-tuning: add "
+                               "--finetune-epochs")  # fmt: skip
     from lowrank_edge.fileio import check_can_write
     from lowrank_edge.model.saving import load_model
     from lowrank_edge.model.train import FitConfig
@@ -195,6 +216,8 @@ def compress(
     out = out or model_path.with_name(f"{options.label()}.keras")
     if out.resolve() == model_path.resolve():
         raise LowrankEdgeError(f"--out {out} would overwrite the input model")
+    stack = contextlib.ExitStack()
+    out = worker_outputs(distribute, out, stack)
     check_can_write(out, overwrite)
     model = load_model(model_path)
     if options.needs_data and source.spec is None:
@@ -216,15 +239,18 @@ def compress(
             balance_classes=balance_classes,
             keep_start=True,
             from_logits=from_logits,
+            distribute=distribute,
+            backup_dir=str(backup_dir) if backup_dir else None,
             **recipe,
         )
         if finetune_epochs
         else None
     )
-    result = compress_and_finetune(model, options, data, finetune, log=click.echo)
-    click.echo(layer_report_table(result.compression["layers"]))
-    sidecar = save_compressed(result, out, overwrite=overwrite)
-    click.echo(f"[compress] saved {out} and {sidecar}")
+    with stack:
+        result = compress_and_finetune(model, options, data, finetune, log=click.echo)
+        click.echo(layer_report_table(result.compression["layers"]))
+        sidecar = save_compressed(result, out, overwrite=overwrite)
+        click.echo(f"[compress] saved {out} and {sidecar}")
 
 
 @click.command()
@@ -316,6 +342,7 @@ def evaluate(model_path: Path, source: DataSource, seed: int) -> None:
 )
 @max_quant_drop_option
 @seed_option(RUN_SEED_HELP)
+@distribute_options
 @overwrite_option()
 def pipeline(
     source: DataSource,
@@ -342,11 +369,17 @@ def pipeline(
     max_accuracy_drop: float,
     max_quant_drop: float,
     seed: int,
+    distribute: str,
+    backup_dir: Path | None,
     overwrite: bool,
     **compression: object,
 ) -> None:
     """Train (or load --base), then compress, fine-tune and measure at each MAC, parameter or
     latency budget and each energy (or once at --rank / --rank-fraction)."""
+    from lowrank_edge.model.distribute import is_chief, make_strategy
+
+    chief = is_chief(distribute)  # TF_CONFIG checked before any slow work
+    make_strategy(distribute)  # before any other TensorFlow work
     from lowrank_edge.model.resnet import ResNetConfig
     from lowrank_edge.model.saving import load_model
     from lowrank_edge.model.train import FitConfig
@@ -412,11 +445,16 @@ def pipeline(
     recipe = finetune_recipe_from(compression, finetune_epochs)
     if max_quant_drop != DEFAULT_MAX_QUANT_DROP and not export_formats:
         raise LowrankEdgeError("--max-quant-drop applies to exported files: add --export")
-    common = {"batch_size": batch_size, "augment": augment, "balance_classes": balance_classes}
+    common = {
+        "batch_size": batch_size, "augment": augment, "balance_classes": balance_classes,
+        "distribute": distribute, "backup_dir": str(backup_dir) if backup_dir else None,
+    }  # fmt: skip
+    stack = contextlib.ExitStack()
+    out_dir = worker_outputs(distribute, out_dir or Path("models") / source.name, stack)
     config = PipelineConfig(
         dataset=source.spec,
         data_dir=source.data_dir,
-        out_dir=out_dir or Path("models") / source.name,
+        out_dir=out_dir,
         energies=parse_fractions(energies) if energies else (),
         target_macs=parse_fractions(target_macs, "--target-macs") if target_macs else (),
         target_params=parse_fractions(target_params, "--target-params") if target_params else (),
@@ -435,17 +473,19 @@ def pipeline(
             **common,
         ),
         compress=compress_options_from(compression, seed=seed),
-        export_formats=export_formats or (),
+        # another worker trains and fine-tunes with the chief, then stops: no export, no bench
+        export_formats=(export_formats or ()) if chief else (),
         tflite_variants=tflite_variants,
         onnx_variants=onnx_variants,
         max_quant_drop=max_quant_drop,
-        ship=ShipStep(max_accuracy_drop=max_accuracy_drop) if bench else None,
+        ship=ShipStep(max_accuracy_drop=max_accuracy_drop) if bench and chief else None,
         seed=seed,
         overwrite=overwrite,
     )
     config.compress_settings()  # validate before any slow work
     load = source.loader(seed)
-    run_pipeline(config, lambda: load(base and load_model(base)), log=click.echo)
+    with stack:
+        run_pipeline(config, lambda: load(base and load_model(base)), log=click.echo)
 
 
 COMMANDS = [train, compress, evaluate, pipeline]

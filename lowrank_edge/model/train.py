@@ -20,6 +20,13 @@ from lowrank_edge.data.dataset import Dataset
 from lowrank_edge.data.image_files import Images, is_streamed, iter_batches
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.model.batches import DecodeErrors, prefetched, split_batches
+from lowrank_edge.model.distribute import (
+    DISTRIBUTE_CHOICES,
+    describe,
+    make_strategy,
+    replicas_of,
+    sharded,
+)
 from lowrank_edge.model.recipe import (
     DEFAULT_ALPHA,
     DEFAULT_TEMPERATURE,
@@ -57,6 +64,8 @@ class FitConfig:
     warmup: float = 0.0  # linear warm-up: < 1 a fraction of the run, >= 1 epochs; 0 none
     optimizer: str = "adam"  # or "sgd" (Nesterov, momentum 0.9)
     freeze_bn: bool = False  # BatchNorm in inference mode, statistics fixed, during the fit
+    distribute: str = "none"  # "mirrored" or "multi-worker" (TF_CONFIG): `model.distribute`
+    backup_dir: str | None = None  # BackupAndRestore: a killed run resumes at its last epoch
 
     def recipe(self) -> dict:
         """The fine-tuning recipe as recorded in FitResult (and so sidecars and results)."""
@@ -84,6 +93,11 @@ class FitConfig:
         if self.distill_features and not self.distill:
             raise LowrankEdgeError("--distill-features applies with --distill")
         check_warmup(self.warmup, self.epochs)
+        if self.distribute not in DISTRIBUTE_CHOICES:
+            raise LowrankEdgeError(
+                f"distribute must be one of {', '.join(DISTRIBUTE_CHOICES)}, got "
+                f"{self.distribute!r}"
+            )
 
 
 @dataclass
@@ -197,9 +211,20 @@ def fit(model, data: Dataset, config: FitConfig, teacher=None) -> FitResult:
     mode = progress_mode(config.verbose)
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = int(np.ceil(len(data.x_train) / config.batch_size))
-    with frozen_batchnorm(model, config.freeze_bn):
-        trained, from_logits = compile_for_training(model, config, steps_per_epoch, teacher)
-        result = _fit_compiled(model, trained, data, config, mode)
+    strategy = make_strategy(config.distribute)
+    if strategy is None:
+        with frozen_batchnorm(model, config.freeze_bn):
+            trained, from_logits = compile_for_training(model, config, steps_per_epoch, teacher)
+            result = _fit_compiled(model, trained, data, config, mode)
+    else:
+        print(f"[distribute] {describe(strategy, config.distribute, config.batch_size)}",
+              flush=True)  # fmt: skip
+        with replicas_of([model, teacher], strategy) as (replica, teacher_replica):
+            with frozen_batchnorm(replica, config.freeze_bn):
+                trained, from_logits = compile_for_training(
+                    replica, config, steps_per_epoch, teacher_replica
+                )
+                result = _fit_compiled(replica, trained, data, config, mode)
     result.from_logits, result.recipe = from_logits, config.recipe()
     return result
 
@@ -221,6 +246,8 @@ def _fit_compiled(model, trained, data: Dataset, config: FitConfig, mode: int) -
         )
     if config.track_test:
         callbacks.insert(0, _test_accuracy_callback(model, data))
+    if config.backup_dir is not None:
+        callbacks.append(keras.callbacks.BackupAndRestore(config.backup_dir))
     start_weights = model.get_weights() if config.keep_start else None
     start_val = accuracy(model, data.x_val, data.y_val) if config.keep_start else None
     errors = DecodeErrors()
@@ -280,6 +307,8 @@ def _training_batches(data: Dataset, config: FitConfig, errors: DecodeErrors):
     import keras
 
     batches = split_batches(data.x_train, data.y_train, config.batch_size, errors, seed=config.seed)
+    if config.distribute != "none":
+        batches = sharded(batches)
     if config.augment:
         height, width = data.x_train.shape[1:3]
         shift = keras.layers.RandomTranslation(
