@@ -1,8 +1,10 @@
 """Training on `tf.distribute`: one process, the local devices, or workers named by TF_CONFIG.
 
 `--distribute none` trains in this process as before; `mirrored` is `MirroredStrategy` over the
-local devices; `multi-worker` is `MultiWorkerMirroredStrategy`, configured by the standard
-`TF_CONFIG` variable (cluster `worker` addresses and this process's `task`). The model to train
+local devices; `multi-worker` would be `MultiWorkerMirroredStrategy`, configured by the standard
+`TF_CONFIG` variable (cluster `worker` addresses and this process's `task`): TF_CONFIG is
+checked, then the run is refused (`MULTI_WORKER_BLOCKED`: Keras 3.15's `fit` fails under that
+strategy on its first batch). The model to train
 is cloned inside the strategy's scope (with the teacher, optimizer and metrics built there by
 `fit`), trained on the global batch, and its weights copied back, so the caller's model and
 everything around it stay as they are. Only the chief (worker 0) writes what the user sees.
@@ -20,6 +22,12 @@ from typing import Any
 from lowrank_edge.errors import LowrankEdgeError
 
 DISTRIBUTE_CHOICES = ("none", "mirrored", "multi-worker")
+MULTI_WORKER_BLOCKED = (
+    "--distribute multi-worker is not available yet: with Keras 3.15 on TensorFlow 2.21, "
+    "`fit` under MultiWorkerMirroredStrategy fails before its first step (its symbolic build "
+    'all-reduces the first input batch: "Attempt to convert a value (PerReplica...) to a '
+    'Tensor"); use --distribute mirrored on one machine'
+)
 
 
 def tf_config(environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -81,7 +89,7 @@ def make_strategy(kind: str):
     if kind == "mirrored":
         return tf.distribute.MirroredStrategy()
     tf_config()  # a clear error before TensorFlow reads it
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    raise LowrankEdgeError(MULTI_WORKER_BLOCKED)
 
 
 def describe(strategy, kind: str, global_batch: int) -> str:

@@ -321,11 +321,14 @@ def _training_batches(data: Dataset, config: FitConfig, errors: DecodeErrors):
 
 
 def _validation_data(data: Dataset, config: FitConfig, errors: DecodeErrors):
-    """The validation split as Keras takes it: arrays, or in-order batches when streamed."""
-    if not is_streamed(data.x_val):
+    """The validation split as Keras takes it: arrays, or in-order batches when streamed or
+    distributed (a strategy splits tf.data batches across replicas; Keras' numpy path fails
+    on a last batch that does not split evenly)."""
+    distributed = config.distribute != "none"
+    if not is_streamed(data.x_val) and not distributed:
         return data.x_val, data.y_val
     batches = split_batches(data.x_val, data.y_val, config.batch_size, errors)
-    return prefetched(batches, data.x_val)
+    return prefetched(sharded(batches) if distributed else batches, data.x_val)
 
 
 def accuracy(model, x: Images, y: np.ndarray, batch_size: int = 512) -> float:

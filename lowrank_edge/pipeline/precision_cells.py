@@ -29,8 +29,9 @@ def _reason(record: dict) -> str:
     if variant.startswith("int8") and int8_fast:
         advice = precision_advice(features)[0]
         return (
-            f"{saved}{advice}: the original's int8 file is already fast, and each factorised "
-            "layer adds a second layer and its requantisation, which cost more than the MACs saved"
+            f"{saved}{advice.split(':')[0]}, so the original's int8 file is already fast, and each "
+            "factorised layer adds a second layer and its requantisation, which cost more than the "
+            "MACs saved"
         )
     return (
         f"{saved}each factorised layer runs as two smaller layers, and at these shapes the "
