@@ -349,21 +349,10 @@ def test_the_main_job_flags_each_low_rank_file_slower_than_the_original_in_its_p
     """Same-precision cells from the closing bench: e50's float32 file is faster than the
     original's float32, its int8 file slower than the original's int8 (on a VNNI CPU the
     reason says int8 runs on VNNI); the report flags that cell and gives the reason."""
-    from harness.bench_records import FakeArtifact, Group, write_bench, write_export
-
     from lowrank_edge.pipeline.precision_cells import same_precision_cells
     from lowrank_edge.pipeline.report import same_precision_section
 
-    exports = {
-        name: write_export(tmp_path / name, name, [FakeArtifact("tflite", "float32", 1000, 0.99),
-                                                  FakeArtifact("tflite", "int8-full", 300, 0.99)])
-        for name in ("base", "e50")
-    }  # fmt: skip
-    groups = [
-        Group("litert", "float32", {"base": [1.0, 1.0], "e50": [0.8, 0.8]}),
-        Group("litert", "int8-full", {"base": [0.3, 0.3], "e50": [0.4, 0.4]}),
-    ]
-    results = write_bench(tmp_path / "bench", "dev", exports, groups)
+    results = _two_model_bench(tmp_path, base_int8_ms=0.3)
     records = [json.loads(line) for line in results.read_text().splitlines()]
     for record in records:  # a VNNI CPU, and e50 with half the MACs
         record["system"]["cpu_features"] = {"avx2": True, "vnni": True}
@@ -388,21 +377,10 @@ def test_the_main_job_flags_each_low_rank_file_slower_than_the_original_in_its_p
 def test_the_headroom_advice_follows_the_original_s_fastest_precision(tmp_path):
     """The original's fastest file per runtime is found from its paired speedups; a headroom
     below 1.2x says low-rank adds nothing there, above it gives the command to run."""
-    from harness.bench_records import FakeArtifact, Group, write_bench, write_export
-
     from lowrank_edge.benchmark.latency_table import Condition
     from lowrank_edge.pipeline.shipped_headroom import _advice, fastest_original_precisions
 
-    exports = {
-        name: write_export(tmp_path / name, name, [FakeArtifact("tflite", "float32", 1000, 0.99),
-                                                  FakeArtifact("tflite", "int8-full", 300, 0.99)])
-        for name in ("base", "e50")
-    }  # fmt: skip
-    groups = [
-        Group("litert", "float32", {"base": [1.0, 1.0], "e50": [0.8, 0.8]}),
-        Group("litert", "int8-full", {"base": [0.5, 0.5], "e50": [0.4, 0.4]}),
-    ]
-    write_bench(tmp_path / "bench", "dev", exports, groups)
+    _two_model_bench(tmp_path, base_int8_ms=0.5)
     assert fastest_original_precisions(tmp_path / "bench") == {"litert": ("int8-full", 2.0)}
     condition = Condition("litert", 1, 32, "int8-full")
     low = _advice(condition, 1.04, Path("b.keras"), Path("t.json"))
@@ -411,3 +389,18 @@ def test_the_headroom_advice_follows_the_original_s_fastest_precision(tmp_path):
     )
     high = _advice(condition, 1.5, Path("b.keras"), Path("t.json"))
     assert "--precision int8-full --target-speedup 1.35" in high and "up to 1.50x" in high
+
+
+def _two_model_bench(folder: Path, base_int8_ms: float) -> Path:
+    """A bench of `base` and `e50` (TFLite float32 and int8-full, synthetic timings: float32
+    1.0 and 0.8 ms, int8 `base_int8_ms` and 0.4 ms) in `folder/bench`; its results file."""
+    from harness.bench_records import FakeArtifact, Group, write_bench, write_export
+
+    artifacts = [FakeArtifact("tflite", "float32", 1000, 0.99),
+                 FakeArtifact("tflite", "int8-full", 300, 0.99)]  # fmt: skip
+    exports = {name: write_export(folder / name, name, artifacts) for name in ("base", "e50")}
+    groups = [
+        Group("litert", "float32", {"base": [1.0, 1.0], "e50": [0.8, 0.8]}),
+        Group("litert", "int8-full", {"base": [base_int8_ms] * 2, "e50": [0.4, 0.4]}),
+    ]
+    return write_bench(folder / "bench", "dev", exports, groups)
