@@ -30,7 +30,10 @@ from lowrank_edge.benchmark.reporting.markdown import table_lines  # noqa: E402
 from lowrank_edge.benchmark.results.provenance import write_command_json  # noqa: E402
 from lowrank_edge.fileio import check_can_write, write_json_atomic, write_text_atomic  # noqa: E402
 from lowrank_edge.pipeline.precision_cells import same_precision_cells  # noqa: E402
-from lowrank_edge.pipeline.report import same_precision_section  # noqa: E402
+from lowrank_edge.pipeline.report import (  # noqa: E402
+    paired_speedup_text,
+    same_precision_section,
+)
 from lowrank_edge.pipeline.ship import (  # noqa: E402
     BENCH_FOLDER,
     ShipStep,
@@ -40,13 +43,9 @@ from lowrank_edge.pipeline.ship import (  # noqa: E402
 
 
 def _cell(choice: dict) -> tuple[str, ...]:
-    iqr = choice.get("speedup_iqr") or {}
-    speedup = "-" if choice.get("speedup") is None else f"{choice['speedup']:.2f}x"
-    if iqr:
-        speedup += f" [{iqr['q1']:.2f}-{iqr['q3']:.2f}, {iqr['rounds']} rounds]"
     return (
         choice.get("artifact") or f"none ({choice.get('problem')})",
-        speedup,
+        paired_speedup_text(choice),
         ", ".join(choice.get("tied_with") or []) or "-",
     )
 

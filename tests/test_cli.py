@@ -7,7 +7,7 @@ import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from harness.data import make_images, make_labels, write_idx_images, write_idx_labels
+from harness.cli import write_mnist_folder
 
 from lowrank_edge.cli import main
 from lowrank_edge.cli.options import comma_list_option, parse_comma_list
@@ -23,12 +23,7 @@ TINY_MODEL = ["--widths", "4,8", "--head-units", "8"]
 @pytest.fixture(scope="module")
 def mnist_dir(tmp_path_factory) -> Path:
     """A real-format MNIST IDX folder with 80 train and 20 test images."""
-    folder = tmp_path_factory.mktemp("mnist")
-    write_idx_images(folder / "train-images-idx3-ubyte.gz", make_images(80, seed=1))
-    write_idx_labels(folder / "train-labels-idx1-ubyte.gz", make_labels(80, 10, seed=1))
-    write_idx_images(folder / "t10k-images-idx3-ubyte.gz", make_images(20, seed=2))
-    write_idx_labels(folder / "t10k-labels-idx1-ubyte.gz", make_labels(20, 10, seed=2))
-    return folder
+    return write_mnist_folder(tmp_path_factory.mktemp("mnist"), n_train=80, n_test=20)
 
 
 def run(*args: str):

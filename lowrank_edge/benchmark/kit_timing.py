@@ -40,6 +40,7 @@ from lowrank_edge.runtime.kit_manifest import (
     file_key,
     kit_file_path,
     read_kit_file,
+    split_key,
 )
 from lowrank_edge.runtime.runner import open_model_bytes
 
@@ -105,7 +106,7 @@ def entry_opener(
 ) -> Opener:
     """An opener that loads the verified bytes of the entry's file `key` (`file_key`) in its
     runtime, bound to `x`."""
-    fmt = key.split(":")[0]
+    fmt = split_key(key)[0]
 
     def open_session() -> RunnerSession:
         content = read_kit_file(kit, entry, key)

@@ -19,7 +19,7 @@ from typing import Any
 
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.fileio import read_json_file, write_json_atomic
-from lowrank_edge.runtime.kit_manifest import LAYER, MODEL, backend_precisions
+from lowrank_edge.runtime.kit_manifest import FLOAT32, LAYER, MODEL, backend_precisions
 from lowrank_edge.runtime.manifest import _Fields
 
 TABLE_SCHEMA = 1
@@ -34,7 +34,7 @@ class LatencyTableWarning(UserWarning):
     """The table was measured on another device or with other runtime versions."""
 
 
-REFERENCE_PRECISION = "float32"  # tables and kits from before precisions hold only this
+REFERENCE_PRECISION = FLOAT32  # tables and kits from before precisions hold only this
 
 
 @dataclass(frozen=True, order=True)

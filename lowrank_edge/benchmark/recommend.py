@@ -592,7 +592,7 @@ def speedup_text(entry: Entry, compact: bool = False) -> str:
     if entry.speedup_kind == PAIRED and paired is not None:
         if compact:
             return f"{entry.speedup:.2f}x [{paired.q1:.2f}-{paired.q3:.2f}]"
-        return f"{entry.speedup:.2f}x ({paired.describe().split(' ', 1)[1]})"
+        return f"{entry.speedup:.2f}x ({paired.spread_text()})"
     if entry.speedup_kind == "reference":
         return f"{entry.speedup:.2f}x"
     return f"{entry.speedup:.2f}x ({entry.speedup_kind})"

@@ -61,9 +61,10 @@ def convert(
     work: Path,
     precisions: Sequence[str] = (FLOAT32,),
 ) -> dict[str, bytes]:
-    """The model as TFLite or ONNX bytes in each of `precisions` (export variants of `fmt`),
-    float32 always first; int8-full/QDQ calibrate on seeded random inputs. Converter chatter
-    is captured."""
+    """The model as TFLite or ONNX bytes in each of `precisions` (export variants of `fmt`), in
+    that order; int8-full/QDQ calibrate on seeded random inputs. ONNX's quantised files are
+    made from its float32 file; TFLite converts each precision from one SavedModel. Converter
+    chatter is captured."""
     from lowrank_edge.export.quantize_onnx import quantize_onnx
     from lowrank_edge.export.to_onnx import convert_onnx
     from lowrank_edge.export.to_tflite import convert_tflite, write_saved_model
@@ -73,15 +74,17 @@ def convert(
         raise LowrankEdgeError(
             f"{fmt} has no precision {', '.join(unknown)}; choose from {', '.join(VARIANTS[fmt])}"
         )
-    wanted = list(dict.fromkeys((FLOAT32, *precisions)))
+    wanted = list(dict.fromkeys(precisions))
     calibration = random_inputs(input_shape, CALIBRATION_SAMPLES, seed=1)
     out: dict[str, bytes] = {}
     with captured_output():
         if fmt == "onnx":
-            out[FLOAT32] = convert_onnx(model, input_shape, opset)
-            for precision in wanted[1:]:
-                out[precision] = quantize_onnx(
-                    out[FLOAT32], precision, work / precision, calibration
+            float_model = convert_onnx(model, input_shape, opset)
+            for precision in wanted:
+                out[precision] = (
+                    float_model
+                    if precision == FLOAT32
+                    else quantize_onnx(float_model, precision, work / precision, calibration)
                 )
             return out
         saved = write_saved_model(model, input_shape, work / "saved_model")
@@ -121,7 +124,7 @@ def export_micro_model(
     tolerance = micro_tolerance(reference)
     files, parity = {}, {}
     for fmt in SUFFIX:
-        own = [p for p in precisions if p in VARIANTS[fmt]]
+        own = [FLOAT32, *(p for p in precisions if p in VARIANTS[fmt])]  # float32: parity
         with tempfile.TemporaryDirectory(dir=folder, prefix=".convert-") as work:
             try:
                 converted = convert(model, input_shape, fmt, opset, Path(work), own)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -212,19 +213,14 @@ def fit(model, data: Dataset, config: FitConfig, teacher=None) -> FitResult:
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = int(np.ceil(len(data.x_train) / config.batch_size))
     strategy = make_strategy(config.distribute)
-    if strategy is None:
-        with frozen_batchnorm(model, config.freeze_bn):
-            trained, from_logits = compile_for_training(model, config, steps_per_epoch, teacher)
-            result = _fit_compiled(model, trained, data, config, mode)
-    else:
+    if strategy is not None:
         print(f"[distribute] {describe(strategy, config.distribute, config.batch_size)}",
               flush=True)  # fmt: skip
-        with replicas_of([model, teacher], strategy) as (replica, teacher_replica):
-            with frozen_batchnorm(replica, config.freeze_bn):
-                trained, from_logits = compile_for_training(
-                    replica, config, steps_per_epoch, teacher_replica
-                )
-                result = _fit_compiled(replica, trained, data, config, mode)
+    # distributed: train clones built in the strategy's scope (weights copied back at the end)
+    models = replicas_of([model, teacher], strategy) if strategy else nullcontext([model, teacher])
+    with models as (student, tutor), frozen_batchnorm(student, config.freeze_bn):
+        trained, from_logits = compile_for_training(student, config, steps_per_epoch, tutor)
+        result = _fit_compiled(student, trained, data, config, mode)
     result.from_logits, result.recipe = from_logits, config.recipe()
     return result
 

@@ -97,7 +97,7 @@ def _speedup(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}x"
 
 
-def _paired_speedup(chosen: dict) -> str:
+def paired_speedup_text(chosen: dict) -> str:
     """`1.62x [1.55–1.70, 15 rounds]`; an unpaired figure from an old bench says so."""
     text = _speedup(chosen.get("speedup"))
     iqr = chosen.get("speedup_iqr")
@@ -198,14 +198,14 @@ def ship_section(summary: dict) -> str:
         if smallest and smallest["file"] != c["file"]:
             notes.append(
                 f"smallest within budget: `{smallest['file']}`, {smallest['bytes'] / 1000:.1f} kB, "
-                f"{_paired_speedup(smallest)}, {-smallest['drop_pp']:+.2f} pp"
+                f"{paired_speedup_text(smallest)}, {-smallest['drop_pp']:+.2f} pp"
             )
         tie = "; ".join(notes) or "–"
         rows.append(
             [
                 where,
                 f"`{c['file']}`",
-                _paired_speedup(c),
+                paired_speedup_text(c),
                 "–" if c.get("bytes") is None else f"{c['bytes'] / 1000:.1f} kB",
                 f"{-c['drop_pp']:+.2f} pp",
                 tie,

@@ -34,6 +34,12 @@ def file_key(fmt: str, precision: str = FLOAT32) -> str:
     return fmt if precision == FLOAT32 else f"{fmt}:{precision}"
 
 
+def split_key(key: str) -> tuple[str, str]:
+    """(format, precision) of a `file_key`: the inverse of `file_key`."""
+    fmt, _, precision = key.partition(":")
+    return fmt, precision or FLOAT32
+
+
 def backend_precisions(backend: str) -> tuple[str, ...]:
     """The precisions (export variants) a runtime's format comes in, float32 first."""
     return VARIANTS[FORMAT_OF_BACKEND[backend]]
@@ -41,11 +47,8 @@ def backend_precisions(backend: str) -> tuple[str, ...]:
 
 def kit_precisions(kit: Kit) -> tuple[str, ...]:
     """Every precision some entry of `kit` has a file in, float32 first."""
-    keys = {key for entry in kit.entries for key in entry.files}
-    order = [p for fmt in KIT_FORMATS for p in VARIANTS[fmt]]
-    return tuple(
-        dict.fromkeys(p for p in order if any(file_key(f, p) in keys for f in KIT_FORMATS))
-    )
+    present = {key for entry in kit.entries for key in entry.files}
+    return tuple(dict.fromkeys(split_key(key)[1] for key in KIT_FILE_KEYS if key in present))
 
 
 KIT_FILE_KEYS = tuple(file_key(fmt, p) for fmt in KIT_FORMATS for p in VARIANTS[fmt])

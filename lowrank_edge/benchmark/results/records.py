@@ -15,11 +15,12 @@ from lowrank_edge.benchmark.suite import BenchModel
 from lowrank_edge.benchmark.timing.interleave import Measurement
 from lowrank_edge.benchmark.timing.ratios import paired_speedup, relative_spread, repeat_p50s
 from lowrank_edge.benchmark.timing.stats import LatencyStats
+from lowrank_edge.runtime.kit_manifest import FLOAT32
 
 LOW_EFFICIENCY = 0.5
 FLAG_SLOWER = "slower_than_baseline"
 FLAG_LOW_EFFICIENCY = "efficiency_below_0.5"
-REFERENCE_VARIANT = "float32"  # every variant's paired speedup is against this one
+REFERENCE_VARIANT = FLOAT32  # every variant's paired speedup is against this one
 SPREAD_LIMIT = 0.05  # p50 spread over repeats above this: the configuration is flagged as noisy
 
 

@@ -41,13 +41,11 @@ class RatioSummary:
         middle half of its own per-round ratios."""
         return self.q1 <= other.q3 and other.q1 <= self.q3
 
-    def describe(self) -> str:
-        """`1.62x paired, IQR 1.55-1.70 over 15 rounds` (one round: no range)."""
+    def spread_text(self) -> str:
+        """`paired, IQR 1.55-1.70 over 15 rounds` (one round: no range)."""
         if self.rounds < 2:
-            return f"{self.median:.2f}x paired, 1 round"
-        return (
-            f"{self.median:.2f}x paired, IQR {self.q1:.2f}-{self.q3:.2f} over {self.rounds} rounds"
-        )
+            return "paired, 1 round"
+        return f"paired, IQR {self.q1:.2f}-{self.q3:.2f} over {self.rounds} rounds"
 
 
 def _median_ms(samples_ns: Sequence[int]) -> float:
