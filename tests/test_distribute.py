@@ -13,10 +13,10 @@ import subprocess
 import sys
 
 import pytest
-from harness.data import make_images, make_labels, write_idx_images, write_idx_labels
+from harness.cli import write_mnist_folder
 
 from lowrank_edge.errors import LowrankEdgeError
-from lowrank_edge.model.distribute import is_chief, tf_config
+from lowrank_edge.model.distribute import tf_config
 
 TINY_MODEL = ["--widths", "4,8", "--head-units", "8"]
 # ONEDNN_NOTE: in a fresh process, TensorFlow 2.21's oneDNN kernels sometimes corrupt the heap
@@ -27,12 +27,7 @@ TIMEOUT = 300
 
 @pytest.fixture(scope="module")
 def mnist_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mnist")
-    write_idx_images(folder / "train-images-idx3-ubyte.gz", make_images(96, seed=1))
-    write_idx_labels(folder / "train-labels-idx1-ubyte.gz", make_labels(96, 10, seed=1))
-    write_idx_images(folder / "t10k-images-idx3-ubyte.gz", make_images(24, seed=2))
-    write_idx_labels(folder / "t10k-labels-idx1-ubyte.gz", make_labels(24, 10, seed=2))
-    return folder
+    return write_mnist_folder(tmp_path_factory.mktemp("mnist"), n_train=96, n_test=24)
 
 
 def _config(index: int, ports=(1, 2)) -> str:
@@ -49,9 +44,7 @@ def test_tf_config_is_checked_and_names_what_is_wrong():
         tf_config({"TF_CONFIG": json.dumps({"cluster": {}, "task": {}})})
     with pytest.raises(LowrankEdgeError, match="task.index must be 0 to 1"):
         tf_config({"TF_CONFIG": _config(2)})
-    assert is_chief("multi-worker", {"TF_CONFIG": _config(0)})
-    assert not is_chief("multi-worker", {"TF_CONFIG": _config(1)})
-    assert is_chief("mirrored", {}) and is_chief("none", {})
+    assert tf_config({"TF_CONFIG": _config(1)})["task"]["index"] == 1
 
 
 MIRRORED = """

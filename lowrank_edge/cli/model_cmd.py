@@ -5,7 +5,6 @@ Heavy imports (TensorFlow, Keras) happen inside each command, never at import ti
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import click
@@ -41,7 +40,6 @@ from lowrank_edge.cli.options import (
     target_option,
     targets_option,
     warn_deprecated,
-    worker_outputs,
 )
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.export.variants import (
@@ -50,6 +48,7 @@ from lowrank_edge.export.variants import (
     ONNX_VARIANTS,
     TFLITE_VARIANTS,
 )
+from lowrank_edge.model.distribute import make_strategy
 
 
 @click.command()
@@ -93,20 +92,14 @@ def train(
     overwrite: bool,
 ) -> None:
     """Train the mini-ResNet on a dataset and save it as .keras."""
-    with contextlib.ExitStack() as stack:
-        _train(source, epochs, augment, balance_classes, batch_size, lr, seed, widths, blocks,
-               head_units, out, distribute, backup_dir, overwrite, stack)  # fmt: skip
-
-
-def _train(source, epochs, augment, balance_classes, batch_size, lr, seed, widths, blocks,
-           head_units, out, distribute, backup_dir, overwrite, stack) -> None:  # fmt: skip
     from lowrank_edge.fileio import check_can_write
     from lowrank_edge.model.resnet import ResNetConfig, build_mini_resnet, config_for_data
     from lowrank_edge.model.saving import save_model
     from lowrank_edge.model.train import FitConfig, fit
     from lowrank_edge.pipeline.measure import accuracy_record
 
-    out = worker_outputs(distribute, out or Path("models") / source.name / "base.keras", stack)
+    make_strategy(distribute)  # before any other TensorFlow work; refuses multi-worker
+    out = out or Path("models") / source.name / "base.keras"
     check_can_write(out, overwrite)
     data = source.load(seed, needed_for="train")
     config = config_for_data(
@@ -216,8 +209,7 @@ def compress(
     out = out or model_path.with_name(f"{options.label()}.keras")
     if out.resolve() == model_path.resolve():
         raise LowrankEdgeError(f"--out {out} would overwrite the input model")
-    stack = contextlib.ExitStack()
-    out = worker_outputs(distribute, out, stack)
+    make_strategy(distribute)  # before any other TensorFlow work; refuses multi-worker
     check_can_write(out, overwrite)
     model = load_model(model_path)
     if options.needs_data and source.spec is None:
@@ -246,11 +238,10 @@ def compress(
         if finetune_epochs
         else None
     )
-    with stack:
-        result = compress_and_finetune(model, options, data, finetune, log=click.echo)
-        click.echo(layer_report_table(result.compression["layers"]))
-        sidecar = save_compressed(result, out, overwrite=overwrite)
-        click.echo(f"[compress] saved {out} and {sidecar}")
+    result = compress_and_finetune(model, options, data, finetune, log=click.echo)
+    click.echo(layer_report_table(result.compression["layers"]))
+    sidecar = save_compressed(result, out, overwrite=overwrite)
+    click.echo(f"[compress] saved {out} and {sidecar}")
 
 
 @click.command()
@@ -376,10 +367,7 @@ def pipeline(
 ) -> None:
     """Train (or load --base), then compress, fine-tune and measure at each MAC, parameter or
     latency budget and each energy (or once at --rank / --rank-fraction)."""
-    from lowrank_edge.model.distribute import is_chief, make_strategy
-
-    chief = is_chief(distribute)  # TF_CONFIG checked before any slow work
-    make_strategy(distribute)  # before any other TensorFlow work
+    make_strategy(distribute)  # before any other TensorFlow work; refuses multi-worker
     from lowrank_edge.model.resnet import ResNetConfig
     from lowrank_edge.model.saving import load_model
     from lowrank_edge.model.train import FitConfig
@@ -449,12 +437,10 @@ def pipeline(
         "batch_size": batch_size, "augment": augment, "balance_classes": balance_classes,
         "distribute": distribute, "backup_dir": str(backup_dir) if backup_dir else None,
     }  # fmt: skip
-    stack = contextlib.ExitStack()
-    out_dir = worker_outputs(distribute, out_dir or Path("models") / source.name, stack)
     config = PipelineConfig(
         dataset=source.spec,
         data_dir=source.data_dir,
-        out_dir=out_dir,
+        out_dir=out_dir or Path("models") / source.name,
         energies=parse_fractions(energies) if energies else (),
         target_macs=parse_fractions(target_macs, "--target-macs") if target_macs else (),
         target_params=parse_fractions(target_params, "--target-params") if target_params else (),
@@ -473,19 +459,17 @@ def pipeline(
             **common,
         ),
         compress=compress_options_from(compression, seed=seed),
-        # another worker trains and fine-tunes with the chief, then stops: no export, no bench
-        export_formats=(export_formats or ()) if chief else (),
+        export_formats=export_formats or (),
         tflite_variants=tflite_variants,
         onnx_variants=onnx_variants,
         max_quant_drop=max_quant_drop,
-        ship=ShipStep(max_accuracy_drop=max_accuracy_drop) if bench and chief else None,
+        ship=ShipStep(max_accuracy_drop=max_accuracy_drop) if bench else None,
         seed=seed,
         overwrite=overwrite,
     )
     config.compress_settings()  # validate before any slow work
     load = source.loader(seed)
-    with stack:
-        run_pipeline(config, lambda: load(base and load_model(base)), log=click.echo)
+    run_pipeline(config, lambda: load(base and load_model(base)), log=click.echo)
 
 
 COMMANDS = [train, compress, evaluate, pipeline]

@@ -535,9 +535,8 @@ distribute_options = apply_options(
         type=click.Choice(["none", "mirrored", "multi-worker"]),
         default="none",
         show_default=True,
-        help="Train and fine-tune with tf.distribute: `mirrored` over this machine's devices, "
-        "`multi-worker` over the workers in TF_CONFIG (run the same command on each; worker 0 "
-        "writes the outputs, the others write nothing the user sees).",
+        help="Train and fine-tune with tf.distribute: `mirrored` over this machine's devices; "
+        "`multi-worker` (TF_CONFIG) is checked, then refused: Keras 3.15's fit fails under it.",
     ),
     click.option(
         "--backup-dir",
@@ -547,20 +546,6 @@ distribute_options = apply_options(
         "started again with the same command resumes at its last finished epoch.",
     ),
 )
-
-
-def worker_outputs(kind: str, path: Path, stack: Any) -> Path:
-    """`path` on the process that writes the outputs; on another multi-worker process a
-    scratch path of the same name in a temporary folder that `stack` (an ExitStack) removes."""
-    import tempfile
-
-    from lowrank_edge.model.distribute import is_chief, make_strategy
-
-    make_strategy(kind)  # before any other TensorFlow work (see `make_strategy`)
-    if is_chief(kind):
-        return path
-    folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="lowrank-edge-worker-"))
-    return Path(folder) / path.name
 
 
 def finetune_recipe_from(params: dict[str, Any], finetune_epochs: int) -> dict[str, Any]:

@@ -4,10 +4,9 @@
 local devices; `multi-worker` would be `MultiWorkerMirroredStrategy`, configured by the standard
 `TF_CONFIG` variable (cluster `worker` addresses and this process's `task`): TF_CONFIG is
 checked, then the run is refused (`MULTI_WORKER_BLOCKED`: Keras 3.15's `fit` fails under that
-strategy on its first batch). The model to train
-is cloned inside the strategy's scope (with the teacher, optimizer and metrics built there by
-`fit`), trained on the global batch, and its weights copied back, so the caller's model and
-everything around it stay as they are. Only the chief (worker 0) writes what the user sees.
+strategy on its first batch). The model to train is cloned inside the strategy's scope (with the
+teacher, optimizer and metrics built there by `fit`), trained on the global batch, and its weights
+copied back, so the caller's model and everything around it stay as they are.
 """
 
 from __future__ import annotations
@@ -57,18 +56,6 @@ def tf_config(environ: dict[str, str] | None = None) -> dict[str, Any]:
             f"TF_CONFIG: task.index must be 0 to {len(workers) - 1} (one per worker), got {index!r}"
         )
     return config
-
-
-def is_chief(kind: str, environ: dict[str, str] | None = None) -> bool:
-    """True for the process that writes the outputs: always, unless `multi-worker` names this
-    process a worker other than 0 (or a chief exists and this is a worker)."""
-    if kind != "multi-worker":
-        return True
-    config = tf_config(environ)
-    task = config["task"]
-    if "chief" in config["cluster"]:
-        return task["type"] == "chief"
-    return task["index"] == 0
 
 
 @functools.cache
