@@ -11,12 +11,14 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from harness.cli import write_mnist_folder
 
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.model.distribute import tf_config
+from lowrank_edge.model.local_workers import free_ports, run_local_workers
 
 TINY_MODEL = ["--widths", "4,8", "--head-units", "8"]
 # ONEDNN_NOTE: in a fresh process, TensorFlow 2.21's oneDNN kernels sometimes corrupt the heap
@@ -89,67 +91,157 @@ def test_mirrored_on_two_logical_cpus_trains_like_one_process(mnist_dir):
         assert mirrored == pytest.approx(single, rel=0.05)
 
 
-def test_multi_worker_is_refused_with_the_reason_before_any_work(mnist_dir, tmp_path):
-    """`train --distribute multi-worker` checks TF_CONFIG, then refuses with the Keras fault
-    that blocks it (see `MULTI_WORKER_BLOCKED`), writing nothing."""
-    from click.testing import CliRunner
+LOWRANK_EDGE = [str(Path(sys.executable).with_name("lowrank-edge"))]
+WORKER_ENV = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
-    from lowrank_edge.cli import main
 
-    out = tmp_path / "b.keras"
-    args = ["train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--epochs", "1",
-            *TINY_MODEL, "--distribute", "multi-worker", "--out", str(out)]  # fmt: skip
-    missing = CliRunner().invoke(main, args, env={"TF_CONFIG": ""})
-    assert missing.exit_code == 1 and "needs TF_CONFIG" in missing.output
-    given = CliRunner().invoke(main, args, env={"TF_CONFIG": _config(0)})
-    assert given.exit_code == 1
-    assert "--distribute multi-worker is not available yet" in given.output
-    assert "use --distribute mirrored" in given.output
-    assert not out.exists()
+def _run(argv: list[str]) -> None:
+    """One process (oneDNN off, see ONEDNN_NOTE), which must succeed."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, env=WORKER_ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _ranks(sidecar: Path) -> dict[str, int]:
+    return {
+        layer["name"]: layer["rank_kept"] for layer in json.loads(sidecar.read_text())["layers"]
+    }
+
+
+def _test_accuracies(results: Path) -> dict[str, float]:
+    models = json.loads(results.read_text())["models"]
+    return {m["name"]: m["accuracy"]["test"] for m in models}
+
+
+def test_multi_worker_pipeline_matches_one_process(mnist_dir, tmp_path):
+    """`pipeline --distribute multi-worker` on 2 worker processes (127.0.0.1, ports picked
+    here) completes the whole job: the same files as one process, the same per-layer plan
+    (calibration sums all-reduced), test accuracy within 2 of the 24 test images, and worker 1
+    writes nothing the user sees."""
+    base = tmp_path / "base.keras"
+    _run([*LOWRANK_EDGE, "train", "--dataset", "mnist", "--data-dir", str(mnist_dir),
+          "--epochs", "2", *TINY_MODEL, "--out", str(base)])  # fmt: skip
+    args = ["pipeline", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--base", str(base),
+            "--finetune-epochs", "2", "--target-macs", "0.5", "--export", "tflite"]  # fmt: skip
+    _run([*LOWRANK_EDGE, *args, "--out-dir", str(tmp_path / "one")])
+    out = tmp_path / "two"
+    runs = run_local_workers([*LOWRANK_EDGE, *args, "--out-dir", str(out), "--distribute",
+                              "multi-worker"], free_ports(2), TIMEOUT, WORKER_ENV)  # fmt: skip
+    for run in runs:
+        assert run.returncode == 0, f"worker {run.index}: {run.stderr[-3000:]}"
+    assert "[distribute] multi-worker: 2 replica(s), global batch 128 (64 per replica)" in (
+        runs[0].stdout
+    )
+    assert str(out) not in runs[1].stdout  # worker 1 wrote to a scratch folder, since removed
+    files = {p.relative_to(out) for p in out.rglob("*") if p.is_file()}
+    assert files == {p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*")
+                     if p.is_file()}  # fmt: skip
+    assert _ranks(out / "m0.5.compression.json") == _ranks(tmp_path / "one/m0.5.compression.json")
+    single, multi = (
+        _test_accuracies(tmp_path / "one/results.json"),
+        _test_accuracies(out / "results.json"),
+    )
+    assert single.keys() == multi.keys()
+    for name, accuracy in single.items():
+        assert multi[name] == pytest.approx(accuracy, abs=2 / 24 + 1e-9), name
+
+
+def test_a_worker_that_cannot_reach_its_peers_fails_naming_them(mnist_dir, tmp_path):
+    """With its peer absent, worker 0 (the leader) and worker 1 each fail with an error naming
+    the peer's TF_CONFIG address, --peer-timeout 5 s after TensorFlow starts, writing nothing."""
+    leader_ports, follower_ports = free_ports(2), free_ports(2)
+    for index, ports in ((0, leader_ports), (1, follower_ports)):
+        out = tmp_path / f"alone-{index}.keras"
+        args = ["train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--epochs", "1",
+                *TINY_MODEL, "--distribute", "multi-worker", "--peer-timeout", "5",
+                "--out", str(out)]  # fmt: skip
+        (run,) = run_local_workers([*LOWRANK_EDGE, *args], ports, TIMEOUT, WORKER_ENV, [index])
+        peer = 1 - index
+        assert run.returncode == 1, run.stderr[-3000:]
+        assert (
+            f"worker {index} (127.0.0.1:{ports[index]}) could not reach its peers within 5 s: "
+            f"worker {peer} at 127.0.0.1:{ports[peer]}"
+        ) in run.stderr
+        assert run.seconds < 5 + 60  # the timeout plus TensorFlow's start-up, never a hang
+        assert not out.exists()
 
 
 RESUME = """
-import os, signal, sys
+import math, os, signal, sys
+from lowrank_edge.model.distribute import is_chief, make_strategy
+backup, mode, kind = sys.argv[2:5]
+make_strategy(kind, 10)  # first thing; a lost peer is declared dead after 10 s
 import keras
 from lowrank_edge.data import load_dataset
 from lowrank_edge.model import train
 from lowrank_edge.model.resnet import ResNetConfig, build_mini_resnet, config_for_data
 
-if sys.argv[3] == "kill":  # the process dies as epoch 2 begins: epoch 1's backup is on disk
-    logger = train._epoch_logger
+if mode == "kill" and (kind == "none" or not is_chief(kind)):  # multi-worker: worker 1 dies
+    class Kill(keras.callbacks.Callback):  # mid-epoch 2: epoch 1's backup is on disk
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
 
-    def killing_logger(epochs):
-        class Kill(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                if epoch == 1:
-                    os.kill(os.getpid(), signal.SIGKILL)
-        return Kill()
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == 1 and batch == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
 
-    train._epoch_logger = killing_logger
+    train._epoch_logger = lambda epochs: Kill()
 data = load_dataset("mnist", data_dir=sys.argv[1], seed=0)
 keras.utils.set_random_seed(0)
 model = build_mini_resnet(config_for_data(ResNetConfig(widths=(4, 8), head_units=8), data))
 result = train.fit(model, data, train.FitConfig(epochs=3, batch_size=16, verbose=2,
-                                                backup_dir=sys.argv[2]))
-print("EPOCHS", result.epochs_run)
+                                                backup_dir=backup, distribute=kind,
+                                                peer_timeout=10))
+print("EPOCHS", result.epochs_run, "STEPS", result.steps,
+      "PER_EPOCH", math.ceil(len(data.x_train) / 16))
 """
 
 
+def _epoch_lines(stdout: str) -> list[str]:
+    return [line.split(" - ")[0] for line in stdout.splitlines() if line.startswith("Epoch ")]
+
+
+def _steps(stdout: str) -> tuple[int, int]:
+    """(steps run in all, steps per epoch) from RESUME's last line."""
+    words = stdout.rsplit("EPOCHS", 1)[1].split()
+    return int(words[words.index("STEPS") + 1]), int(words[words.index("PER_EPOCH") + 1])
+
+
 def test_a_killed_run_resumes_at_its_last_finished_epoch(mnist_dir, tmp_path):
-    """--backup-dir: a fit killed (SIGKILL) as epoch 2 begins, then started again with the same
-    backup folder, runs epochs 2 and 3 only, so the whole run does the same 3 epochs."""
+    """--backup-dir: a fit killed (SIGKILL) mid-epoch 2, then started again with the same
+    backup folder, runs epochs 2 and 3 only: the whole run does the same 3 epochs of steps."""
     backup = tmp_path / "backup"
     args = [sys.executable, "-c", RESUME, str(mnist_dir), str(backup)]
     env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0"}  # see ONEDNN_NOTE
-    killed = subprocess.run([*args, "kill"], capture_output=True, text=True, timeout=TIMEOUT,
-                            env=env)  # fmt: skip
+    killed = subprocess.run([*args, "kill", "none"], capture_output=True, text=True,
+                            timeout=TIMEOUT, env=env)  # fmt: skip
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert backup.is_dir() and any(backup.iterdir())  # epoch 1's state was backed up
-    resumed = subprocess.run([*args, "go"], capture_output=True, text=True, timeout=TIMEOUT,
-                             env=env)  # fmt: skip
+    resumed = subprocess.run([*args, "go", "none"], capture_output=True, text=True,
+                             timeout=TIMEOUT, env=env)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    epochs = [line.split(" - ")[0] for line in resumed.stdout.splitlines()
-              if line.startswith("Epoch ")]  # fmt: skip
-    assert epochs == ["Epoch 2/3", "Epoch 3/3"]
+    assert _epoch_lines(resumed.stdout) == ["Epoch 2/3", "Epoch 3/3"]
     assert "EPOCHS 2" in resumed.stdout  # this process ran the two epochs left
+    steps, per_epoch = _steps(resumed.stdout)
+    assert steps == 3 * per_epoch  # epoch 1's steps were kept, epoch 2's redone from its start
     assert not any(backup.iterdir()) if backup.exists() else True  # removed once finished
+
+
+def test_a_killed_worker_fails_its_peer_and_both_resume(mnist_dir, tmp_path):
+    """multi-worker: worker 1 killed mid-epoch 2 makes worker 0 fail within --peer-timeout
+    (10 s here) naming worker 1's address; the same command started again on both workers
+    resumes from each worker's backup at epoch 2 and completes the 3 epochs' steps."""
+    backup = tmp_path / "backup"
+    args = [sys.executable, "-c", RESUME, str(mnist_dir), str(backup)]
+    ports = free_ports(2)
+    killed = run_local_workers([*args, "kill", "multi-worker"], ports, TIMEOUT, WORKER_ENV)
+    assert killed[1].returncode == -9, killed[1].stderr[-2000:]
+    assert killed[0].returncode == 1, killed[0].stderr[-2000:]
+    assert f"lost its peers mid-run: worker 1 at 127.0.0.1:{ports[1]}" in killed[0].stderr
+    assert sorted(p.name for p in backup.iterdir()) == ["worker-0", "worker-1"]
+    resumed = run_local_workers([*args, "go", "multi-worker"], free_ports(2), TIMEOUT,
+                                WORKER_ENV)  # fmt: skip
+    for run in resumed:
+        assert run.returncode == 0, f"worker {run.index}: {run.stderr[-2000:]}"
+        assert _epoch_lines(run.stdout) == ["Epoch 2/3", "Epoch 3/3"]
+        steps, per_epoch = _steps(run.stdout)
+        assert steps == 3 * per_epoch

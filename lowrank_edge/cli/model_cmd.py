@@ -5,6 +5,7 @@ Heavy imports (TensorFlow, Keras) happen inside each command, never at import ti
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -40,6 +41,7 @@ from lowrank_edge.cli.options import (
     target_option,
     targets_option,
     warn_deprecated,
+    worker_outputs,
 )
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.export.variants import (
@@ -48,7 +50,6 @@ from lowrank_edge.export.variants import (
     ONNX_VARIANTS,
     TFLITE_VARIANTS,
 )
-from lowrank_edge.model.distribute import make_strategy
 
 
 @click.command()
@@ -89,6 +90,7 @@ def train(
     out: Path | None,
     distribute: str,
     backup_dir: Path | None,
+    peer_timeout: float,
     overwrite: bool,
 ) -> None:
     """Train the mini-ResNet on a dataset and save it as .keras."""
@@ -98,8 +100,9 @@ def train(
     from lowrank_edge.model.train import FitConfig, fit
     from lowrank_edge.pipeline.measure import accuracy_record
 
-    make_strategy(distribute)  # before any other TensorFlow work; refuses multi-worker
+    stack = contextlib.ExitStack()
     out = out or Path("models") / source.name / "base.keras"
+    out = worker_outputs(distribute, peer_timeout, out, stack)
     check_can_write(out, overwrite)
     data = source.load(seed, needed_for="train")
     config = config_for_data(
@@ -119,9 +122,11 @@ def train(
             balance_classes=balance_classes,
             distribute=distribute,
             backup_dir=str(backup_dir) if backup_dir else None,
+            peer_timeout=peer_timeout,
         ),
     )
-    save_model(model, out, overwrite=overwrite)
+    with stack:
+        save_model(model, out, overwrite=overwrite)
     acc = accuracy_record(model, data)
     click.echo(
         f"[train] {result.seconds:.0f} s; val accuracy {acc['val']:.4f}, "
@@ -182,6 +187,7 @@ def compress(
     out: Path | None,
     distribute: str,
     backup_dir: Path | None,
+    peer_timeout: float,
     overwrite: bool,
     **compression: object,
 ) -> None:
@@ -209,7 +215,8 @@ def compress(
     out = out or model_path.with_name(f"{options.label()}.keras")
     if out.resolve() == model_path.resolve():
         raise LowrankEdgeError(f"--out {out} would overwrite the input model")
-    make_strategy(distribute)  # before any other TensorFlow work; refuses multi-worker
+    stack = contextlib.ExitStack()
+    out = worker_outputs(distribute, peer_timeout, out, stack)
     check_can_write(out, overwrite)
     model = load_model(model_path)
     if options.needs_data and source.spec is None:
@@ -233,15 +240,17 @@ def compress(
             from_logits=from_logits,
             distribute=distribute,
             backup_dir=str(backup_dir) if backup_dir else None,
+            peer_timeout=peer_timeout,
             **recipe,
         )
         if finetune_epochs
         else None
     )
-    result = compress_and_finetune(model, options, data, finetune, log=click.echo)
-    click.echo(layer_report_table(result.compression["layers"]))
-    sidecar = save_compressed(result, out, overwrite=overwrite)
-    click.echo(f"[compress] saved {out} and {sidecar}")
+    with stack:
+        result = compress_and_finetune(model, options, data, finetune, log=click.echo)
+        click.echo(layer_report_table(result.compression["layers"]))
+        sidecar = save_compressed(result, out, overwrite=overwrite)
+        click.echo(f"[compress] saved {out} and {sidecar}")
 
 
 @click.command()
@@ -362,12 +371,16 @@ def pipeline(
     seed: int,
     distribute: str,
     backup_dir: Path | None,
+    peer_timeout: float,
     overwrite: bool,
     **compression: object,
 ) -> None:
     """Train (or load --base), then compress, fine-tune and measure at each MAC, parameter or
     latency budget and each energy (or once at --rank / --rank-fraction)."""
-    make_strategy(distribute)  # before any other TensorFlow work; refuses multi-worker
+    from lowrank_edge.model.distribute import is_chief, make_strategy
+
+    chief = is_chief(distribute)  # TF_CONFIG checked before any slow work
+    make_strategy(distribute, peer_timeout)  # before any other TensorFlow work
     from lowrank_edge.model.resnet import ResNetConfig
     from lowrank_edge.model.saving import load_model
     from lowrank_edge.model.train import FitConfig
@@ -436,11 +449,15 @@ def pipeline(
     common = {
         "batch_size": batch_size, "augment": augment, "balance_classes": balance_classes,
         "distribute": distribute, "backup_dir": str(backup_dir) if backup_dir else None,
+        "peer_timeout": peer_timeout,
     }  # fmt: skip
+    stack = contextlib.ExitStack()
+    out_dir = worker_outputs(distribute, peer_timeout, out_dir or Path("models") / source.name,
+                             stack)  # fmt: skip
     config = PipelineConfig(
         dataset=source.spec,
         data_dir=source.data_dir,
-        out_dir=out_dir or Path("models") / source.name,
+        out_dir=out_dir,
         energies=parse_fractions(energies) if energies else (),
         target_macs=parse_fractions(target_macs, "--target-macs") if target_macs else (),
         target_params=parse_fractions(target_params, "--target-params") if target_params else (),
@@ -459,17 +476,19 @@ def pipeline(
             **common,
         ),
         compress=compress_options_from(compression, seed=seed),
-        export_formats=export_formats or (),
+        # another worker trains and fine-tunes with the chief, then stops: no export, no bench
+        export_formats=(export_formats or ()) if chief else (),
         tflite_variants=tflite_variants,
         onnx_variants=onnx_variants,
         max_quant_drop=max_quant_drop,
-        ship=ShipStep(max_accuracy_drop=max_accuracy_drop) if bench else None,
+        ship=ShipStep(max_accuracy_drop=max_accuracy_drop) if bench and chief else None,
         seed=seed,
         overwrite=overwrite,
     )
     config.compress_settings()  # validate before any slow work
     load = source.loader(seed)
-    run_pipeline(config, lambda: load(base and load_model(base)), log=click.echo)
+    with stack:
+        run_pipeline(config, lambda: load(base and load_model(base)), log=click.echo)
 
 
 COMMANDS = [train, compress, evaluate, pipeline]

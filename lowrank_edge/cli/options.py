@@ -535,17 +535,41 @@ distribute_options = apply_options(
         type=click.Choice(["none", "mirrored", "multi-worker"]),
         default="none",
         show_default=True,
-        help="Train and fine-tune with tf.distribute: `mirrored` over this machine's devices; "
-        "`multi-worker` (TF_CONFIG) is checked, then refused: Keras 3.15's fit fails under it.",
+        help="Train and fine-tune with tf.distribute: `mirrored` over this machine's devices, "
+        "`multi-worker` over the workers in TF_CONFIG (run the same command on each; worker 0 "
+        "writes the outputs, the others write nothing the user sees).",
     ),
     click.option(
         "--backup-dir",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
         help="Back up training state every epoch (keras BackupAndRestore): a run killed and "
-        "started again with the same command resumes at its last finished epoch.",
+        "started again with the same command resumes at its last finished epoch (multi-worker: "
+        "each worker keeps its own worker-<i> folder in it).",
+    ),
+    click.option(
+        "--peer-timeout",
+        type=click.FloatRange(min=1.0),
+        default=60.0,
+        show_default=True,
+        help="multi-worker: seconds a worker waits for every TF_CONFIG peer to join, and for a "
+        "silent peer before it is declared dead; then the run fails naming the addresses.",
     ),
 )
+
+
+def worker_outputs(kind: str, peer_timeout_s: float, path: Path, stack: Any) -> Path:
+    """`path` on the process that writes the outputs; on another multi-worker process a
+    scratch path of the same name in a temporary folder that `stack` (an ExitStack) removes."""
+    import tempfile
+
+    from lowrank_edge.model.distribute import is_chief, make_strategy
+
+    make_strategy(kind, peer_timeout_s)  # before any other TensorFlow work (`make_strategy`)
+    if is_chief(kind):
+        return path
+    folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="lowrank-edge-worker-"))
+    return Path(folder) / path.name
 
 
 def finetune_recipe_from(params: dict[str, Any], finetune_epochs: int) -> dict[str, Any]:

@@ -1,12 +1,13 @@
 """Training on `tf.distribute`: one process, the local devices, or workers named by TF_CONFIG.
 
 `--distribute none` trains in this process as before; `mirrored` is `MirroredStrategy` over the
-local devices; `multi-worker` would be `MultiWorkerMirroredStrategy`, configured by the standard
-`TF_CONFIG` variable (cluster `worker` addresses and this process's `task`): TF_CONFIG is
-checked, then the run is refused (`MULTI_WORKER_BLOCKED`: Keras 3.15's `fit` fails under that
-strategy on its first batch). The model to train is cloned inside the strategy's scope (with the
-teacher, optimizer and metrics built there by `fit`), trained on the global batch, and its weights
-copied back, so the caller's model and everything around it stay as they are.
+local devices; `multi-worker` is `MultiWorkerMirroredStrategy`, configured by the standard
+`TF_CONFIG` variable (cluster `worker` addresses and this process's `task`). Worker 0 leads:
+it writes every output (`is_chief`), and a worker that cannot reach its peers within
+`peer_timeout_s` fails with an error naming their TF_CONFIG addresses. The model to train is
+cloned inside the strategy's scope (with the teacher, optimizer and metrics built there by
+`fit`), trained on the global batch, and its weights copied back, so the caller's model and
+everything around it stay as they are.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,12 +23,7 @@ from typing import Any
 from lowrank_edge.errors import LowrankEdgeError
 
 DISTRIBUTE_CHOICES = ("none", "mirrored", "multi-worker")
-MULTI_WORKER_BLOCKED = (
-    "--distribute multi-worker is not available yet: with Keras 3.15 on TensorFlow 2.21, "
-    "`fit` under MultiWorkerMirroredStrategy fails before its first step (its symbolic build "
-    'all-reduces the first input batch: "Attempt to convert a value (PerReplica...) to a '
-    'Tensor"); use --distribute mirrored on one machine'
-)
+PEER_TIMEOUT_S = 60.0  # how long a worker waits for every peer to join (and to stay alive)
 
 
 def tf_config(environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -48,23 +45,47 @@ def tf_config(environ: dict[str, str] | None = None) -> dict[str, Any]:
     task = config.get("task") if isinstance(config, dict) else None
     if not isinstance(workers, list) or not workers or not all(isinstance(w, str) for w in workers):
         raise LowrankEdgeError('TF_CONFIG: cluster.worker must be a list of "host:port" addresses')
-    if not isinstance(task, dict) or task.get("type") not in ("worker", "chief"):
+    if set(config["cluster"]) != {"worker"}:
+        raise LowrankEdgeError(
+            f"TF_CONFIG: cluster must list only `worker` addresses (worker 0 leads and writes "
+            f"the outputs), got {sorted(config['cluster'])}"
+        )
+    if not isinstance(task, dict) or task.get("type") != "worker":
         raise LowrankEdgeError('TF_CONFIG: task must be {"type": "worker", "index": i}')
     index = task.get("index")
-    if task["type"] == "worker" and (not isinstance(index, int) or not 0 <= index < len(workers)):
+    if not isinstance(index, int) or not 0 <= index < len(workers):
         raise LowrankEdgeError(
             f"TF_CONFIG: task.index must be 0 to {len(workers) - 1} (one per worker), got {index!r}"
         )
     return config
 
 
-@functools.cache
-def make_strategy(kind: str):
+def is_chief(kind: str, environ: dict[str, str] | None = None) -> bool:
+    """True for the process that writes the outputs: always, unless `multi-worker` names this
+    process a worker other than 0."""
+    return kind != "multi-worker" or tf_config(environ)["task"]["index"] == 0
+
+
+def worker_folder(kind: str, folder: str, environ: dict[str, str] | None = None) -> str:
+    """`folder` itself, or under multi-worker this worker's own `folder/worker-<i>` (workers
+    back up the same state; one file written by two processes would be torn)."""
+    if kind != "multi-worker":
+        return folder
+    return os.path.join(folder, f"worker-{tf_config(environ)['task']['index']}")
+
+
+def make_strategy(kind: str, peer_timeout_s: float = PEER_TIMEOUT_S):
     """The `tf.distribute` strategy for `kind`, or None for `none`; one per process and kind.
 
     TensorFlow configures the collectives of `MultiWorkerMirroredStrategy` when it is created,
-    and refuses once other operations ran, so the commands create it first thing (`fit` then
-    gets the same one); the cache is that process-wide fact, not configuration."""
+    and a second one in the same process hangs in its first collective, so the commands
+    create it first thing (`fit` then gets the same one); the cache is that process-wide fact,
+    not configuration."""
+    return _cached_strategy(kind, float(peer_timeout_s))
+
+
+@functools.cache
+def _cached_strategy(kind: str, peer_timeout_s: float):
     if kind not in DISTRIBUTE_CHOICES:
         raise LowrankEdgeError(
             f"--distribute must be one of {', '.join(DISTRIBUTE_CHOICES)}, got {kind!r}"
@@ -75,8 +96,72 @@ def make_strategy(kind: str):
 
     if kind == "mirrored":
         return tf.distribute.MirroredStrategy()
-    tf_config()  # a clear error before TensorFlow reads it
-    raise LowrankEdgeError(MULTI_WORKER_BLOCKED)
+    return _multi_worker_strategy(tf_config(), peer_timeout_s)
+
+
+def _multi_worker_strategy(config: dict[str, Any], peer_timeout_s: float):
+    """`MultiWorkerMirroredStrategy` whose start waits at most `peer_timeout_s` for every worker
+    to register with worker 0 (TensorFlow's coordination service, with a barrier), and whose
+    heartbeats declare a silent peer dead after the same time, so a run never hangs."""
+    import tensorflow as tf
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.eager import context
+
+    workers, index = config["cluster"]["worker"], config["task"]["index"]
+    milliseconds = int(peer_timeout_s * 1000)
+    ctx = context.context()
+    ctx.configure_coordination_service(
+        service_type="standalone",
+        service_leader="/job:worker/replica:0/task:0",
+        coordinated_jobs=[
+            coordination_config_pb2.CoordinatedJob(name="worker", num_tasks=len(workers))
+        ],
+        cluster_register_timeout_in_ms=milliseconds,
+        heartbeat_timeout_in_ms=milliseconds,
+    )
+    # every task, the leader too, waits at start-up until all have registered (or times out);
+    # without the barrier the leader alone waits forever in its first collective
+    ctx._coordination_service_config.cluster_register_with_barrier = True
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError) as error:
+        raise LowrankEdgeError(
+            f"worker {index} ({workers[index]}) could not reach its peers within "
+            f"{peer_timeout_s:g} s: {_peers(workers, index)} (TF_CONFIG cluster.worker); start "
+            f"the same command on every worker, or raise --peer-timeout ({type(error).__name__})"
+        ) from error
+
+
+@contextmanager
+def peers_lost_named(kind: str, peer_timeout_s: float) -> Iterator[None]:
+    """Under multi-worker, a peer that dies mid-run (its heartbeats stop for `peer_timeout_s`)
+    aborts the collectives; this turns TensorFlow's error into one naming the lost workers'
+    TF_CONFIG addresses and saying how to resume."""
+    if kind != "multi-worker":
+        yield
+        return
+    import tensorflow as tf
+
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+            tf.errors.AbortedError, tf.errors.CancelledError) as error:  # fmt: skip
+        config = tf_config()
+        workers, index = config["cluster"]["worker"], config["task"]["index"]
+        lost = sorted({int(i) for i in re.findall(r"/job:worker/replica:0/task:(\d+)", str(error))})
+        lost = [i for i in lost if i != index and i < len(workers)]
+        named = _peers(workers, index, lost or None)
+        raise LowrankEdgeError(
+            f"worker {index} ({workers[index]}) lost its peers mid-run: {named} stopped "
+            f"responding for {peer_timeout_s:g} s; start the same command again on every worker "
+            "(with the same --backup-dir it resumes at the last finished epoch)"
+        ) from error
+
+
+def _peers(workers: list[str], index: int, only: list[int] | None = None) -> str:
+    """`worker 1 at 127.0.0.1:2223, ...`: the TF_CONFIG addresses of the other workers."""
+    chosen = [i for i in range(len(workers)) if i != index and (only is None or i in only)]
+    return ", ".join(f"worker {i} at {workers[i]}" for i in chosen)
 
 
 def describe(strategy, kind: str, global_batch: int) -> str:

@@ -23,11 +23,15 @@ from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.model.batches import DecodeErrors, prefetched, split_batches
 from lowrank_edge.model.distribute import (
     DISTRIBUTE_CHOICES,
+    PEER_TIMEOUT_S,
     describe,
     make_strategy,
+    peers_lost_named,
     replicas_of,
     sharded,
+    worker_folder,
 )
+from lowrank_edge.model.keras_multi_worker import patched_for
 from lowrank_edge.model.recipe import (
     DEFAULT_ALPHA,
     DEFAULT_TEMPERATURE,
@@ -67,6 +71,7 @@ class FitConfig:
     freeze_bn: bool = False  # BatchNorm in inference mode, statistics fixed, during the fit
     distribute: str = "none"  # "mirrored" or "multi-worker" (TF_CONFIG): `model.distribute`
     backup_dir: str | None = None  # BackupAndRestore: a killed run resumes at its last epoch
+    peer_timeout: float = PEER_TIMEOUT_S  # multi-worker: wait for peers at most this long
 
     def recipe(self) -> dict:
         """The fine-tuning recipe as recorded in FitResult (and so sidecars and results)."""
@@ -104,10 +109,13 @@ class FitConfig:
 @dataclass
 class FitResult:
     """What a fit run did: epochs run, best epoch (0: the starting weights were kept, see
-    `FitConfig.keep_start`), per-epoch history, wall time, and whether the loss read logits."""
+    `FitConfig.keep_start`), per-epoch history, wall time, whether the loss read logits, and
+    the optimizer's step count at the end (a run resumed from a backup counts its earlier
+    steps too)."""
 
     epochs_run: int
     best_epoch: int
+    steps: int = 0
     history: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
     from_logits: bool | None = None
@@ -118,6 +126,7 @@ class FitResult:
         return {
             "epochs_run": self.epochs_run,
             "best_epoch": self.best_epoch,
+            "steps": self.steps,
             "history": self.history,
             "seconds": round(self.seconds, 2),
             "loss": "distillation" if distilled else "sparse_categorical_crossentropy",
@@ -212,7 +221,7 @@ def fit(model, data: Dataset, config: FitConfig, teacher=None) -> FitResult:
     mode = progress_mode(config.verbose)
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = int(np.ceil(len(data.x_train) / config.batch_size))
-    strategy = make_strategy(config.distribute)
+    strategy = make_strategy(config.distribute, config.peer_timeout)
     if strategy is not None:
         print(f"[distribute] {describe(strategy, config.distribute, config.batch_size)}",
               flush=True)  # fmt: skip
@@ -220,7 +229,9 @@ def fit(model, data: Dataset, config: FitConfig, teacher=None) -> FitResult:
     models = replicas_of([model, teacher], strategy) if strategy else nullcontext([model, teacher])
     with models as (student, tutor), frozen_batchnorm(student, config.freeze_bn):
         trained, from_logits = compile_for_training(student, config, steps_per_epoch, tutor)
-        result = _fit_compiled(student, trained, data, config, mode)
+        # Keras 3's fit under multi-worker (keras_multi_worker); a lost peer named
+        with patched_for(strategy), peers_lost_named(config.distribute, config.peer_timeout):
+            result = _fit_compiled(student, trained, data, config, mode)
     result.from_logits, result.recipe = from_logits, config.recipe()
     return result
 
@@ -243,7 +254,8 @@ def _fit_compiled(model, trained, data: Dataset, config: FitConfig, mode: int) -
     if config.track_test:
         callbacks.insert(0, _test_accuracy_callback(model, data))
     if config.backup_dir is not None:
-        callbacks.append(keras.callbacks.BackupAndRestore(config.backup_dir))
+        backup = worker_folder(config.distribute, config.backup_dir)  # one per worker
+        callbacks.append(keras.callbacks.BackupAndRestore(backup))
     start_weights = model.get_weights() if config.keep_start else None
     start_val = accuracy(model, data.x_val, data.y_val) if config.keep_start else None
     errors = DecodeErrors()
@@ -267,7 +279,8 @@ def _fit_compiled(model, trained, data: Dataset, config: FitConfig, mode: int) -
     if start_weights is not None and accuracy(model, data.x_val, data.y_val) < start_val:
         model.set_weights(start_weights)  # fine-tuning only made it worse on validation
         best_epoch = 0
-    return FitResult(epochs_run=len(val_acc), best_epoch=best_epoch, history=hist, seconds=seconds)
+    steps = int(trained.optimizer.iterations.numpy())
+    return FitResult(len(val_acc), best_epoch, steps, history=hist, seconds=seconds)
 
 
 def _test_accuracy_callback(model, data: Dataset):
