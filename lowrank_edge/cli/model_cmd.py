@@ -43,6 +43,7 @@ from lowrank_edge.cli.options import (
     warn_deprecated,
     worker_outputs,
 )
+from lowrank_edge.compress.shards import sharded_calibration
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.export.variants import (
     DEFAULT_MAX_QUANT_DROP,
@@ -50,6 +51,7 @@ from lowrank_edge.export.variants import (
     ONNX_VARIANTS,
     TFLITE_VARIANTS,
 )
+from lowrank_edge.model.distribute import calibration_shards, is_chief, make_strategy
 
 
 @click.command()
@@ -192,9 +194,9 @@ def compress(
     **compression: object,
 ) -> None:
     """SVD-compress MODEL_PATH (.keras), optionally fine-tune, and save it with a report."""
-    if (distribute != "none" or backup_dir is not None) and not finetune_epochs:
-        raise LowrankEdgeError("--distribute and --backup-dir apply to fine-tuning: add "
-                               "--finetune-epochs")  # fmt: skip
+    if (distribute == "mirrored" or backup_dir is not None) and not finetune_epochs:
+        raise LowrankEdgeError("--distribute mirrored and --backup-dir apply to fine-tuning: "
+                               "add --finetune-epochs")  # fmt: skip
     from lowrank_edge.fileio import check_can_write
     from lowrank_edge.model.saving import load_model
     from lowrank_edge.model.train import FitConfig
@@ -217,6 +219,7 @@ def compress(
         raise LowrankEdgeError(f"--out {out} would overwrite the input model")
     stack = contextlib.ExitStack()
     out = worker_outputs(distribute, peer_timeout, out, stack)
+    stack.enter_context(sharded_calibration(calibration_shards(distribute, peer_timeout)))
     check_can_write(out, overwrite)
     model = load_model(model_path)
     if options.needs_data and source.spec is None:
@@ -377,8 +380,6 @@ def pipeline(
 ) -> None:
     """Train (or load --base), then compress, fine-tune and measure at each MAC, parameter or
     latency budget and each energy (or once at --rank / --rank-fraction)."""
-    from lowrank_edge.model.distribute import is_chief, make_strategy
-
     chief = is_chief(distribute)  # TF_CONFIG checked before any slow work
     make_strategy(distribute, peer_timeout)  # before any other TensorFlow work
     from lowrank_edge.model.resnet import ResNetConfig
@@ -454,6 +455,7 @@ def pipeline(
     stack = contextlib.ExitStack()
     out_dir = worker_outputs(distribute, peer_timeout, out_dir or Path("models") / source.name,
                              stack)  # fmt: skip
+    stack.enter_context(sharded_calibration(calibration_shards(distribute, peer_timeout)))
     config = PipelineConfig(
         dataset=source.spec,
         data_dir=source.data_dir,

@@ -18,6 +18,7 @@ from lowrank_edge.compress.calibration import (
     capture_inputs,
     layers_by_path,
 )
+from lowrank_edge.compress.shards import my_share, summed
 
 
 def batchnorm_layers(model: keras.Model) -> dict[str, keras.layers.BatchNormalization]:
@@ -38,7 +39,7 @@ def input_moments(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and biased variance of `layer`'s inputs over `images` (float64)."""
     count, total, squares = 0, 0.0, 0.0
-    for batch in batches(images, batch_size):
+    for batch in batches(my_share(images), batch_size):  # all of them unless multi-worker
         with capture_inputs({path: layer}) as seen:
             model(batch, training=False)
         for inputs in seen[path]:
@@ -47,6 +48,7 @@ def input_moments(
             count += len(x)
             total = total + x.sum(axis=0)
             squares = squares + (x * x).sum(axis=0)
+    count, total, squares = summed(count, total, squares)  # over the workers, if several
     mean = total / count
     return mean, np.maximum(squares / count - mean * mean, 0.0)
 

@@ -7,6 +7,8 @@ by layer, the cross moment between the inputs of the compressed and the original
 graph runs step by step (`graph_run`), batch by batch, and each layer's rows are reduced in
 chunks of a few images (float32 products, float64 sums), so memory stays bounded by one batch
 and one chunk; `capture_inputs` (wrapping a layer's `call`) serves the whole-model fallback.
+Under multi-worker each worker sums its share of the images and the sums are added up
+(`shards`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 
 from lowrank_edge.compress.graph import group_by_layer, layer_calls
 from lowrank_edge.compress.graph_run import flat_graph, run_steps
+from lowrank_edge.compress.shards import my_share, summed
 from lowrank_edge.errors import CompressionError
 
 DEFAULT_CALIBRATION_IMAGES = 512
@@ -142,6 +145,13 @@ class MomentSums:
         self.cross = self.cross + chunk.astype(np.float64)
         self.sum_old = self.sum_old + rows_old.sum(axis=0, dtype=np.float64)
 
+    def summed_over_workers(self) -> MomentSums:
+        """These sums added up over all workers (`shards`), in place; unchanged when alone."""
+        *sums, count = summed(self.gram, self.cross, self.sum_new, self.sum_old, self.count)
+        self.gram, self.cross, self.sum_new, self.sum_old = sums
+        self.count = int(round(float(count)))
+        return self
+
     def paired(self) -> PairedMoments:
         """The accumulated moments of paired rows (X^, X) of a layer with kernel W."""
         cross = self.cross @ self.kernel if self.cross_first else self.cross
@@ -178,8 +188,9 @@ def input_grams(
             add_inputs(sums[step.path], step.op, values[step.reads[0]])
 
     stop = max(i for p in paths for i in graph.positions(p)) + 1 if paths else 0
-    for batch in batches(model_inputs(model, images), batch_size):
+    for batch in batches(model_inputs(model, my_share(images)), batch_size):
         run_steps(graph, {graph.inputs[0]: batch}, 0, stop, before=accumulate)
+    sums = {p: s.summed_over_workers() for p, s in sums.items()}
     return {p: s.gram for p, s in sums.items() if s.count}
 
 
@@ -227,10 +238,10 @@ def paired_moments(
     """
     layer, ref_layer = layers_by_path(model)[path], layers_by_path(reference)[path]
     sums = MomentSums(ref_layer.kernel.numpy().reshape(-1, ref_layer.kernel.shape[-1]))
-    for batch in batches(images, batch_size):
+    for batch in batches(my_share(images), batch_size):
         with capture_inputs({path: layer}) as new, capture_inputs({path: ref_layer}) as old:
             model(batch, training=False)
             reference(batch, training=False)
         for x_new, x_old in zip(new[path], old[path], strict=True):
             add_inputs(sums, layer, x_new, x_old)
-    return sums.paired()
+    return sums.summed_over_workers().paired()

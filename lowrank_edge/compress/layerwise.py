@@ -24,6 +24,7 @@ from lowrank_edge.compress.calibration import (
     model_inputs,
 )
 from lowrank_edge.compress.graph_run import FlatGraph, flat_graph, run_steps
+from lowrank_edge.compress.shards import my_share
 from lowrank_edge.compress.spectrum import kernel_matrix
 from lowrank_edge.errors import CompressionError
 
@@ -81,7 +82,7 @@ def sequential_moments(
     at = {p: old_graph.positions(p) for p in paths}
     if any(len(found) != 1 for found in at.values()):
         raise CompressionError(f"each fitted layer must be called once: {at}")
-    x = model_inputs(reference, images)
+    x = model_inputs(reference, my_share(images))  # all of them unless multi-worker
     new = old = {old_graph.inputs[0]: x}
     start, changed = 0, False
     for path in sorted(paths, key=lambda p: at[p][0]):
@@ -100,5 +101,5 @@ def sequential_moments(
         for first in range(0, len(x), batch_size):
             part = slice(first, first + batch_size)
             add_inputs(sums, step.op, new[key][part], old[key][part])
-        yield path, sums.paired()
+        yield path, sums.summed_over_workers().paired()
         start, changed = stop, True

@@ -20,6 +20,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
+
+from lowrank_edge.compress.shards import Shards
 from lowrank_edge.errors import LowrankEdgeError
 
 DISTRIBUTE_CHOICES = ("none", "mirrored", "multi-worker")
@@ -162,6 +165,23 @@ def _peers(workers: list[str], index: int, only: list[int] | None = None) -> str
     """`worker 1 at 127.0.0.1:2223, ...`: the TF_CONFIG addresses of the other workers."""
     chosen = [i for i in range(len(workers)) if i != index and (only is None or i in only)]
     return ", ".join(f"worker {i} at {workers[i]}" for i in chosen)
+
+
+def calibration_shards(kind: str, peer_timeout_s: float = PEER_TIMEOUT_S) -> Shards | None:
+    """This worker's share of the calibration and the all-reduce that sums it, under
+    multi-worker (`compress.shards`); None otherwise (one process calibrates on every image)."""
+    if kind != "multi-worker":
+        return None
+    import tensorflow as tf
+
+    strategy = make_strategy(kind, peer_timeout_s)
+    config = tf_config()
+
+    def total(array: np.ndarray) -> np.ndarray:
+        local = strategy.run(lambda: tf.constant(array, dtype=tf.float64))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, local, axis=None).numpy()
+
+    return Shards(config["task"]["index"], len(config["cluster"]["worker"]), total)
 
 
 def describe(strategy, kind: str, global_batch: int) -> str:
