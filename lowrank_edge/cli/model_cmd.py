@@ -131,7 +131,7 @@ def train(
         save_model(model, out, overwrite=overwrite)
     acc = accuracy_record(model, data)
     click.echo(
-        f"[train] {result.seconds:.0f} s; val accuracy {acc['val']:.4f}, "
+        f"[train] {result.seconds:.0f} s, {result.steps} steps; val accuracy {acc['val']:.4f}, "
         f"test accuracy {acc['test']:.4f}; saved {out}"
     )
 
