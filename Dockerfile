@@ -8,7 +8,11 @@
 #       --out /work/bench/results/mnist-docker
 #
 # Arguments after the image name go to `lowrank-edge bench`; results land in /work/bench
-# (mount it) unless --out says otherwise.
+# (mount it) unless --out says otherwise. Given TF_CONFIG (full image), the container is a
+# multi-worker process instead and the arguments are a whole lowrank-edge command:
+#   docker run --rm --network host -v "$PWD/models:/work/models" -e TF_CONFIG='{...}' \
+#       lowrank-edge:full compress models/mnist/base.keras --dataset mnist \
+#       --finetune-epochs 2 --distribute multi-worker      # README: "More than one machine"
 FROM python:3.11-slim
 
 ARG FULL=0
@@ -21,7 +25,7 @@ WORKDIR /opt/lowrank-edge
 # Only what the install needs (README.md when present: setup.cfg reads it).
 COPY pyproject.toml setup.cfg README.m[d] ./
 COPY lowrank_edge ./lowrank_edge
-COPY scripts/install-bench.sh ./scripts/install-bench.sh
+COPY scripts/install-bench.sh scripts/docker-entrypoint.sh ./scripts/
 RUN if [ "$FULL" = "1" ]; then EXTRA=--full; else EXTRA=; fi \
     && bash scripts/install-bench.sh /opt/venv --python python3 $EXTRA \
     && rm -rf build lowrank_edge.egg-info
@@ -29,5 +33,5 @@ RUN if [ "$FULL" = "1" ]; then EXTRA=--full; else EXTRA=; fi \
 ENV PATH=/opt/venv/bin:$PATH
 VOLUME ["/models"]
 WORKDIR /work
-ENTRYPOINT ["lowrank-edge", "bench"]
+ENTRYPOINT ["/opt/lowrank-edge/scripts/docker-entrypoint.sh"]
 CMD ["--help"]
