@@ -43,7 +43,6 @@ from lowrank_edge.cli.options import (
     warn_deprecated,
     worker_outputs,
 )
-from lowrank_edge.compress.shards import sharded_calibration
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.export.variants import (
     DEFAULT_MAX_QUANT_DROP,
@@ -51,7 +50,6 @@ from lowrank_edge.export.variants import (
     ONNX_VARIANTS,
     TFLITE_VARIANTS,
 )
-from lowrank_edge.model.distribute import calibration_shards, is_chief, make_strategy
 
 
 @click.command()
@@ -219,7 +217,7 @@ def compress(
         raise LowrankEdgeError(f"--out {out} would overwrite the input model")
     stack = contextlib.ExitStack()
     out = worker_outputs(distribute, peer_timeout, out, stack)
-    stack.enter_context(sharded_calibration(calibration_shards(distribute, peer_timeout)))
+    stack.enter_context(_sharded_calibration(distribute, peer_timeout))
     check_can_write(out, overwrite)
     model = load_model(model_path)
     if options.needs_data and source.spec is None:
@@ -380,6 +378,8 @@ def pipeline(
 ) -> None:
     """Train (or load --base), then compress, fine-tune and measure at each MAC, parameter or
     latency budget and each energy (or once at --rank / --rank-fraction)."""
+    from lowrank_edge.model.distribute import is_chief, make_strategy
+
     chief = is_chief(distribute)  # TF_CONFIG checked before any slow work
     make_strategy(distribute, peer_timeout)  # before any other TensorFlow work
     from lowrank_edge.model.resnet import ResNetConfig
@@ -455,7 +455,7 @@ def pipeline(
     stack = contextlib.ExitStack()
     out_dir = worker_outputs(distribute, peer_timeout, out_dir or Path("models") / source.name,
                              stack)  # fmt: skip
-    stack.enter_context(sharded_calibration(calibration_shards(distribute, peer_timeout)))
+    stack.enter_context(_sharded_calibration(distribute, peer_timeout))
     config = PipelineConfig(
         dataset=source.spec,
         data_dir=source.data_dir,
@@ -491,6 +491,14 @@ def pipeline(
     load = source.loader(seed)
     with stack:
         run_pipeline(config, lambda: load(base and load_model(base)), log=click.echo)
+
+
+def _sharded_calibration(distribute: str, peer_timeout: float):
+    """The scope in which calibration sums this worker's share, all-reduced (multi-worker)."""
+    from lowrank_edge.compress.shards import sharded_calibration
+    from lowrank_edge.model.distribute import calibration_shards
+
+    return sharded_calibration(calibration_shards(distribute, peer_timeout))
 
 
 COMMANDS = [train, compress, evaluate, pipeline]

@@ -18,12 +18,14 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from lowrank_edge.compress.shards import Shards
 from lowrank_edge.errors import LowrankEdgeError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from lowrank_edge.compress.shards import Shards
 
 DISTRIBUTE_CHOICES = ("none", "mirrored", "multi-worker")
 PEER_TIMEOUT_S = 60.0  # how long a worker waits for every peer to join (and to stay alive)
@@ -173,6 +175,8 @@ def calibration_shards(kind: str, peer_timeout_s: float = PEER_TIMEOUT_S) -> Sha
     if kind != "multi-worker":
         return None
     import tensorflow as tf
+
+    from lowrank_edge.compress.shards import Shards
 
     strategy = make_strategy(kind, peer_timeout_s)
     config = tf_config()
