@@ -25,6 +25,8 @@ from lowrank_edge.errors import CompressionError
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lowrank_edge"
 INTERNALS = PACKAGE / "compress" / "keras_internals.py"
+# the one other module allowed private access: the multi-worker fit's Keras/TF workarounds
+MULTI_WORKER_INTERNALS = PACKAGE / "model" / "multi_worker_internals.py"
 
 
 def _models():
@@ -135,8 +137,9 @@ def test_no_other_module_reaches_into_private_keras():
     offenders = [
         use
         for path in sorted(PACKAGE.rglob("*.py"))
-        if path != INTERNALS
+        if path not in (INTERNALS, MULTI_WORKER_INTERNALS)
         for use in _private_uses(path)
     ]
     assert offenders == [], "move private Keras access into compress/keras_internals.py"
     assert _private_uses(INTERNALS)  # the scan does see private access where it is
+    assert _private_uses(MULTI_WORKER_INTERNALS)

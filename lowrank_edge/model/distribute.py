@@ -112,6 +112,8 @@ def _multi_worker_strategy(config: dict[str, Any], peer_timeout_s: float):
     from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
     from tensorflow.python.eager import context
 
+    from lowrank_edge.model.multi_worker_internals import register_with_barrier
+
     workers, index = config["cluster"]["worker"], config["task"]["index"]
     milliseconds = int(peer_timeout_s * 1000)
     ctx = context.context()
@@ -126,7 +128,7 @@ def _multi_worker_strategy(config: dict[str, Any], peer_timeout_s: float):
     )
     # every task, the leader too, waits at start-up until all have registered (or times out);
     # without the barrier the leader alone waits forever in its first collective
-    ctx._coordination_service_config.cluster_register_with_barrier = True
+    register_with_barrier(ctx)
     try:
         return tf.distribute.MultiWorkerMirroredStrategy()
     except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError) as error:

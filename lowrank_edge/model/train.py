@@ -31,7 +31,7 @@ from lowrank_edge.model.distribute import (
     sharded,
     worker_folder,
 )
-from lowrank_edge.model.keras_multi_worker import patched_for
+from lowrank_edge.model.multi_worker_internals import patched_for
 from lowrank_edge.model.recipe import (
     DEFAULT_ALPHA,
     DEFAULT_TEMPERATURE,
@@ -229,7 +229,7 @@ def fit(model, data: Dataset, config: FitConfig, teacher=None) -> FitResult:
     models = replicas_of([model, teacher], strategy) if strategy else nullcontext([model, teacher])
     with models as (student, tutor), frozen_batchnorm(student, config.freeze_bn):
         trained, from_logits = compile_for_training(student, config, steps_per_epoch, tutor)
-        # Keras 3's fit under multi-worker (keras_multi_worker); a lost peer named
+        # Keras 3's fit under multi-worker (multi_worker_internals); a lost peer named
         with patched_for(strategy), peers_lost_named(config.distribute, config.peer_timeout):
             result = _fit_compiled(student, trained, data, config, mode)
     result.from_logits, result.recipe = from_logits, config.recipe()

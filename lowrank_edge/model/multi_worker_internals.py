@@ -1,5 +1,11 @@
-"""Keras 3 `fit` under `MultiWorkerMirroredStrategy`: two upstream bugs, patched for one fit.
+"""Every private Keras and TensorFlow API multi-worker training uses (the only module to do so
+besides `compress/keras_internals.py`).
 
+The coordination service: `configure_coordination_service` has no argument for
+`cluster_register_with_barrier`, so `register_with_barrier` sets it on the config the context
+keeps (`Context._coordination_service_config`). Without it worker 0 alone waits forever.
+
+Keras 3 `fit` under `MultiWorkerMirroredStrategy`: two upstream bugs, patched for one fit.
 Keras 3.15 (and its master as of 2026-08) cannot `fit` under that strategy; upstream tracks it
 as tensorflow/tensorflow#72388. Two places fail:
 
@@ -21,6 +27,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from unittest import mock
+
+
+def register_with_barrier(context) -> None:
+    """Make every task, worker 0 included, wait at start-up until all have registered (or the
+    registration timeout passes) on the coordination service `context` was configured with."""
+    context._coordination_service_config.cluster_register_with_barrier = True
 
 
 def is_multi_worker(strategy) -> bool:
