@@ -59,23 +59,28 @@ from lowrank_edge.model.resnet import ResNetConfig, build_mini_resnet, config_fo
 from lowrank_edge.model.train import FitConfig, fit, accuracy
 data = load_dataset("mnist", data_dir=sys.argv[1], seed=0)
 out = {}
+import keras
 for kind in ("none", "mirrored"):
-    import keras
-    keras.utils.set_random_seed(0)
-    model = build_mini_resnet(config_for_data(ResNetConfig(widths=(4, 8), head_units=8), data))
-    start = [w.copy() for w in model.get_weights()]
-    result = fit(model, data, FitConfig(epochs=2, batch_size=16, distribute=kind, verbose=0))
-    moved = max(float(abs(a - b).max()) for a, b in zip(model.get_weights(), start))
-    out[kind] = {"epochs": result.epochs_run, "loss": result.history["loss"], "moved": moved,
-                 "val": accuracy(model, data.x_val, data.y_val)}
+    for distill in (False, True):
+        keras.utils.set_random_seed(0)
+        config = config_for_data(ResNetConfig(widths=(4, 8), head_units=8), data)
+        model, teacher = build_mini_resnet(config), build_mini_resnet(config)
+        start = [w.copy() for w in model.get_weights()]
+        result = fit(model, data, FitConfig(epochs=2, batch_size=16, distribute=kind, verbose=0,
+                                            distill=distill), teacher=teacher)
+        moved = max(float(abs(a - b).max()) for a, b in zip(model.get_weights(), start))
+        out[kind + ("-distill" if distill else "")] = {
+            "epochs": result.epochs_run, "loss": result.history["loss"], "moved": moved,
+            "val_loss": result.history["val_loss"], "val": accuracy(model, data.x_val, data.y_val)}
 print("RESULT " + json.dumps(out))
 """
 
 
 def test_mirrored_on_two_logical_cpus_trains_like_one_process(mnist_dir):
-    """The same fit with `mirrored` over 2 logical CPU devices: 2 replicas share the global
-    batch, the caller's model gets the trained weights, and the losses match one process
-    within 5% (BatchNorm sees half a batch per replica, so they are not identical)."""
+    """The same fit, plain and distilled, with `mirrored` over 2 logical CPU devices: 2
+    replicas share the global batch, the caller's model gets the trained weights, and the
+    training and validation losses match one process within 5% (BatchNorm sees half a batch
+    per replica, so they are not identical; an unscaled distillation loss was 2x)."""
     env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0"}  # see ONEDNN_NOTE
     done = subprocess.run(
         [sys.executable, "-c", MIRRORED, str(mnist_dir)],
@@ -84,11 +89,13 @@ def test_mirrored_on_two_logical_cpus_trains_like_one_process(mnist_dir):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "[distribute] mirrored: 2 replica(s), global batch 16 (8 per replica)" in done.stdout
     result = json.loads(done.stdout.split("RESULT ", 1)[1])
-    one, two = result["none"], result["mirrored"]
-    assert one["epochs"] == two["epochs"] == 2
-    assert two["moved"] > 0  # the weights trained in the replicas came back
-    for single, mirrored in zip(one["loss"], two["loss"], strict=True):
-        assert mirrored == pytest.approx(single, rel=0.05)
+    for case in ("", "-distill"):  # distillation: its hand-made loss is divided per replica too
+        one, two = result["none" + case], result["mirrored" + case]
+        assert one["epochs"] == two["epochs"] == 2
+        assert two["moved"] > 0  # the weights trained in the replicas came back
+        for key in ("loss", "val_loss"):
+            for single, mirrored in zip(one[key], two[key], strict=True):
+                assert mirrored == pytest.approx(single, rel=0.05), (case, key)
 
 
 LOWRANK_EDGE = [str(Path(sys.executable).with_name("lowrank-edge"))]

@@ -97,6 +97,19 @@ class _Frozen:
     model: keras.Model
 
 
+def per_replica(loss):
+    """`loss` divided by the strategy's replica count, as Keras' own losses divide theirs.
+
+    Under `tf.distribute` the replicas' gradients are summed and Keras' trainer multiplies the
+    loss it reports back by the replica count, so a loss computed by hand must be divided, or
+    its gradients and its logged value come out n times too large (seen as a doubled val_loss
+    with 2 workers). Without a strategy n is 1 and nothing changes."""
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss if replicas == 1 else loss * ops.cast(1.0 / replicas, loss.dtype)
+
+
 class Distiller(keras.Model):
     """Fit-time wrapper: calls the student; its loss also reads the frozen teacher (and, with
     `features`, the block outputs of both)."""
@@ -148,7 +161,7 @@ class Distiller(keras.Model):
             ]
             loss = loss + ops.mean(ops.stack(terms))
         extra = self.losses  # the student's regularisation losses, as a compiled loss adds
-        return loss + ops.sum(ops.stack(extra)) if extra else loss
+        return per_replica(loss + ops.sum(ops.stack(extra)) if extra else loss)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         return super().compute_metrics(x, y, self._final(y_pred), sample_weight)
