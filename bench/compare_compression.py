@@ -35,8 +35,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from lowrank_edge.benchmark.reporting.markdown import table_lines  # noqa: E402
-from lowrank_edge.benchmark.results.provenance import write_command_json  # noqa: E402
-from lowrank_edge.fileio import check_can_write, write_json_atomic, write_text_atomic  # noqa: E402
+from lowrank_edge.benchmark.results.provenance import start_results_folder  # noqa: E402
+from lowrank_edge.fileio import write_json_atomic, write_text_atomic  # noqa: E402
 
 METHODS = ("energy-svd", "energy-whitened", "budget", "budget-bn", "budget-eval")
 
@@ -182,10 +182,7 @@ def table(rows: list[dict], base_accuracy: float, budget: str = "macs") -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name in ("results.json", "table.md", "command.json"):
-        check_can_write(args.out / name, args.overwrite)
-    write_command_json(args.out, overwrite=args.overwrite)
+    start_results_folder(args.out, ("results.json", "table.md"), overwrite=args.overwrite)
 
     from lowrank_edge.data import load_dataset
     from lowrank_edge.model.saving import load_model

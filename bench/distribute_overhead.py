@@ -39,11 +39,8 @@ if str(REPO) not in sys.path:  # run from a bare checkout, before any install
     sys.path.insert(0, str(REPO))
 
 from lowrank_edge.benchmark.reporting.markdown import table_lines  # noqa: E402
-from lowrank_edge.benchmark.results.provenance import (  # noqa: E402
-    command_record,
-    write_command_json,
-)
-from lowrank_edge.fileio import check_can_write, write_json_atomic, write_text_atomic  # noqa: E402
+from lowrank_edge.benchmark.results.provenance import start_results_folder  # noqa: E402
+from lowrank_edge.fileio import write_json_atomic, write_text_atomic  # noqa: E402
 from lowrank_edge.model.local_workers import free_ports, run_local_workers  # noqa: E402
 
 EPOCH = re.compile(r"^Epoch (\d+)/\d+ - ([0-9.]+)s - ", re.MULTILINE)
@@ -184,10 +181,7 @@ def summary(args: argparse.Namespace, runs: list[dict], macs: int) -> tuple[dict
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    for name in ("command.json", "runs.json", "summary.md"):
-        check_can_write(args.out / name, args.overwrite)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_command_json(args.out, command_record(), overwrite=args.overwrite)
+    start_results_folder(args.out, ("runs.json", "summary.md"), overwrite=args.overwrite)
     runs: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="distribute-bench-") as tmp:
         folder = Path(tmp)

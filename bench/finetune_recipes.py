@@ -31,11 +31,8 @@ if str(REPO) not in sys.path:  # run from a bare checkout, before any install
     sys.path.insert(0, str(REPO))
 
 from lowrank_edge.benchmark.reporting.markdown import table_lines  # noqa: E402
-from lowrank_edge.benchmark.results.provenance import (  # noqa: E402
-    command_record,
-    write_command_json,
-)
-from lowrank_edge.fileio import check_can_write, write_json_atomic, write_text_atomic  # noqa: E402
+from lowrank_edge.benchmark.results.provenance import start_results_folder  # noqa: E402
+from lowrank_edge.fileio import write_json_atomic, write_text_atomic  # noqa: E402
 
 RECIPES = {  # FitConfig fields on top of the pipeline's fine-tuning settings
     "plain": {"distill": False, "warmup": 0.0},  # before distillation: Adam 1e-3, cosine
@@ -212,10 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lowrank_edge.model.saving import load_model
     from lowrank_edge.pipeline.measure import accuracy_record
 
-    for name in ("command.json", "results.json", "table.md"):
-        check_can_write(args.out / name, args.overwrite)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_command_json(args.out, command_record(), overwrite=args.overwrite)
+    start_results_folder(args.out, ("results.json", "table.md"), overwrite=args.overwrite)
     base_model = load_model(args.base)
     data = load_data(args.data, data_dir=args.data_dir, image_shape=base_model.input_shape[1:])
     base = accuracy_record(base_model, data)

@@ -27,8 +27,8 @@ if str(REPO) not in sys.path:  # run from a bare checkout, before any install
     sys.path.insert(0, str(REPO))
 
 from lowrank_edge.benchmark.reporting.markdown import table_lines  # noqa: E402
-from lowrank_edge.benchmark.results.provenance import write_command_json  # noqa: E402
-from lowrank_edge.fileio import check_can_write, write_json_atomic, write_text_atomic  # noqa: E402
+from lowrank_edge.benchmark.results.provenance import start_results_folder  # noqa: E402
+from lowrank_edge.fileio import write_json_atomic, write_text_atomic  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -44,10 +44,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    for name in ("results.json", "table.md"):
-        check_can_write(args.out / name, args.overwrite)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_command_json(args.out, overwrite=args.overwrite)
+    start_results_folder(args.out, ("results.json", "table.md"), overwrite=args.overwrite)
 
     from lowrank_edge.benchmark.latency_table import load_latency_table
     from lowrank_edge.compress.analyse import analyse_model

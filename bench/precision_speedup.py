@@ -37,8 +37,8 @@ from lowrank_edge.benchmark.cpu_features import (  # noqa: E402
     precision_advice,
 )
 from lowrank_edge.benchmark.reporting.markdown import table_lines  # noqa: E402
-from lowrank_edge.benchmark.results.provenance import write_command_json  # noqa: E402
-from lowrank_edge.fileio import check_can_write, write_json_atomic, write_text_atomic  # noqa: E402
+from lowrank_edge.benchmark.results.provenance import start_results_folder  # noqa: E402
+from lowrank_edge.fileio import write_json_atomic, write_text_atomic  # noqa: E402
 
 PRECISIONS = {
     "litert": ("float32", "float16", "int8-dynamic", "int8-full"),
@@ -89,10 +89,7 @@ def describe(args: argparse.Namespace) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    for name in ("results.json", "table.md"):
-        check_can_write(args.out / name, args.overwrite)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_command_json(args.out, overwrite=args.overwrite)
+    start_results_folder(args.out, ("results.json", "table.md"), overwrite=args.overwrite)
 
     from lowrank_edge.benchmark.latency_table import Condition
     from lowrank_edge.compress.cost import model_cost

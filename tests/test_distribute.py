@@ -18,23 +18,23 @@ from harness.cli import write_mnist_folder
 
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.model.distribute import tf_config
-from lowrank_edge.model.local_workers import free_ports, run_local_workers
+from lowrank_edge.model.local_workers import free_ports, run_local_workers, tf_config_for
 
 TINY_MODEL = ["--widths", "4,8", "--head-units", "8"]
 # ONEDNN_NOTE: in a fresh process, TensorFlow 2.21's oneDNN kernels sometimes corrupt the heap
 # ("free(): invalid size", "double free or corruption") while fitting this 4/8-channel net; with
 # TF_ENABLE_ONEDNN_OPTS=0 the same runs pass every time. The subprocess tests turn oneDNN off.
 TIMEOUT = 300
+SUBPROCESS_ENV = {
+    **os.environ,
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+}  # ONEDNN_NOTE
 
 
 @pytest.fixture(scope="module")
 def mnist_dir(tmp_path_factory):
     return write_mnist_folder(tmp_path_factory.mktemp("mnist"), n_train=96, n_test=24)
-
-
-def _config(index: int, ports=(1, 2)) -> str:
-    workers = [f"127.0.0.1:{p}" for p in ports]
-    return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
 
 
 def test_tf_config_is_checked_and_names_what_is_wrong():
@@ -45,8 +45,8 @@ def test_tf_config_is_checked_and_names_what_is_wrong():
     with pytest.raises(LowrankEdgeError, match="cluster.worker must be a list"):
         tf_config({"TF_CONFIG": json.dumps({"cluster": {}, "task": {}})})
     with pytest.raises(LowrankEdgeError, match="task.index must be 0 to 1"):
-        tf_config({"TF_CONFIG": _config(2)})
-    assert tf_config({"TF_CONFIG": _config(1)})["task"]["index"] == 1
+        tf_config({"TF_CONFIG": tf_config_for((1, 2), 2)})
+    assert tf_config({"TF_CONFIG": tf_config_for((1, 2), 1)})["task"]["index"] == 1
 
 
 MIRRORED = """
@@ -81,10 +81,9 @@ def test_mirrored_on_two_logical_cpus_trains_like_one_process(mnist_dir):
     replicas share the global batch, the caller's model gets the trained weights, and the
     training and validation losses match one process within 5% (BatchNorm sees half a batch
     per replica, so they are not identical; an unscaled distillation loss was 2x)."""
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0"}  # see ONEDNN_NOTE
     done = subprocess.run(
         [sys.executable, "-c", MIRRORED, str(mnist_dir)],
-        capture_output=True, text=True, timeout=TIMEOUT, env=env,
+        capture_output=True, text=True, timeout=TIMEOUT, env=SUBPROCESS_ENV,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "[distribute] mirrored: 2 replica(s), global batch 16 (8 per replica)" in done.stdout
@@ -99,12 +98,11 @@ def test_mirrored_on_two_logical_cpus_trains_like_one_process(mnist_dir):
 
 
 LOWRANK_EDGE = [str(Path(sys.executable).with_name("lowrank-edge"))]
-WORKER_ENV = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 def _run(argv: list[str]) -> None:
     """One process (oneDNN off, see ONEDNN_NOTE), which must succeed."""
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, env=WORKER_ENV)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, env=SUBPROCESS_ENV)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -142,7 +140,7 @@ def test_multi_worker_calibration_matches_one_process(mnist_dir, base, tmp_path)
     _run([*LOWRANK_EDGE, *args, "--out", str(tmp_path / "one.keras")])
     runs = run_local_workers([*LOWRANK_EDGE, *args, "--out", str(tmp_path / "two.keras"),
                               "--distribute", "multi-worker"], free_ports(2), TIMEOUT,
-                             WORKER_ENV)  # fmt: skip
+                             SUBPROCESS_ENV)  # fmt: skip
     for run in runs:
         assert run.returncode == 0, f"worker {run.index}: {run.stderr[-3000:]}"
     assert _ranks(tmp_path / "two.compression.json") == _ranks(tmp_path / "one.compression.json")
@@ -168,7 +166,7 @@ def test_multi_worker_pipeline_matches_one_process(mnist_dir, base, tmp_path):
     _run([*LOWRANK_EDGE, *args, "--out-dir", str(tmp_path / "one")])
     out = tmp_path / "two"
     runs = run_local_workers([*LOWRANK_EDGE, *args, "--out-dir", str(out), "--distribute",
-                              "multi-worker"], free_ports(2), TIMEOUT, WORKER_ENV)  # fmt: skip
+                              "multi-worker"], free_ports(2), TIMEOUT, SUBPROCESS_ENV)  # fmt: skip
     for run in runs:
         assert run.returncode == 0, f"worker {run.index}: {run.stderr[-3000:]}"
     assert "[distribute] multi-worker: 2 replica(s), global batch 128 (64 per replica)" in (
@@ -197,7 +195,7 @@ def test_a_worker_that_cannot_reach_its_peers_fails_naming_them(mnist_dir, tmp_p
         args = ["train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--epochs", "1",
                 *TINY_MODEL, "--distribute", "multi-worker", "--peer-timeout", "5",
                 "--out", str(out)]  # fmt: skip
-        (run,) = run_local_workers([*LOWRANK_EDGE, *args], ports, TIMEOUT, WORKER_ENV, [index])
+        (run,) = run_local_workers([*LOWRANK_EDGE, *args], ports, TIMEOUT, SUBPROCESS_ENV, [index])
         peer = 1 - index
         assert run.returncode == 1, run.stderr[-3000:]
         assert (
@@ -254,13 +252,12 @@ def test_a_killed_run_resumes_at_its_last_finished_epoch(mnist_dir, tmp_path):
     backup folder, runs epochs 2 and 3 only: the whole run does the same 3 epochs of steps."""
     backup = tmp_path / "backup"
     args = [sys.executable, "-c", RESUME, str(mnist_dir), str(backup)]
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0"}  # see ONEDNN_NOTE
     killed = subprocess.run([*args, "kill", "none"], capture_output=True, text=True,
-                            timeout=TIMEOUT, env=env)  # fmt: skip
+                            timeout=TIMEOUT, env=SUBPROCESS_ENV)  # fmt: skip
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert backup.is_dir() and any(backup.iterdir())  # epoch 1's state was backed up
     resumed = subprocess.run([*args, "go", "none"], capture_output=True, text=True,
-                             timeout=TIMEOUT, env=env)  # fmt: skip
+                             timeout=TIMEOUT, env=SUBPROCESS_ENV)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert _epoch_lines(resumed.stdout) == ["Epoch 2/3", "Epoch 3/3"]
     assert "EPOCHS 2" in resumed.stdout  # this process ran the two epochs left
@@ -276,13 +273,13 @@ def test_a_killed_worker_fails_its_peer_and_both_resume(mnist_dir, tmp_path):
     backup = tmp_path / "backup"
     args = [sys.executable, "-c", RESUME, str(mnist_dir), str(backup)]
     ports = free_ports(2)
-    killed = run_local_workers([*args, "kill", "multi-worker"], ports, TIMEOUT, WORKER_ENV)
+    killed = run_local_workers([*args, "kill", "multi-worker"], ports, TIMEOUT, SUBPROCESS_ENV)
     assert killed[1].returncode == -9, killed[1].stderr[-2000:]
     assert killed[0].returncode == 1, killed[0].stderr[-2000:]
     assert f"lost its peers mid-run: worker 1 at 127.0.0.1:{ports[1]}" in killed[0].stderr
     assert sorted(p.name for p in backup.iterdir()) == ["worker-0", "worker-1"]
     resumed = run_local_workers([*args, "go", "multi-worker"], free_ports(2), TIMEOUT,
-                                WORKER_ENV)  # fmt: skip
+                                SUBPROCESS_ENV)  # fmt: skip
     for run in resumed:
         assert run.returncode == 0, f"worker {run.index}: {run.stderr[-2000:]}"
         assert _epoch_lines(run.stdout) == ["Epoch 2/3", "Epoch 3/3"]

@@ -378,10 +378,12 @@ def pipeline(
 ) -> None:
     """Train (or load --base), then compress, fine-tune and measure at each MAC, parameter or
     latency budget and each energy (or once at --rank / --rank-fraction)."""
-    from lowrank_edge.model.distribute import is_chief, make_strategy
+    from lowrank_edge.model.distribute import is_chief
 
-    chief = is_chief(distribute)  # TF_CONFIG checked before any slow work
-    make_strategy(distribute, peer_timeout)  # before any other TensorFlow work
+    stack = contextlib.ExitStack()  # the strategy first, before any other TensorFlow work
+    out_dir = worker_outputs(distribute, peer_timeout, out_dir or Path("models") / source.name,
+                             stack)  # fmt: skip
+    chief = is_chief(distribute)
     from lowrank_edge.model.resnet import ResNetConfig
     from lowrank_edge.model.saving import load_model
     from lowrank_edge.model.train import FitConfig
@@ -452,9 +454,6 @@ def pipeline(
         "distribute": distribute, "backup_dir": str(backup_dir) if backup_dir else None,
         "peer_timeout": peer_timeout,
     }  # fmt: skip
-    stack = contextlib.ExitStack()
-    out_dir = worker_outputs(distribute, peer_timeout, out_dir or Path("models") / source.name,
-                             stack)  # fmt: skip
     stack.enter_context(_sharded_calibration(distribute, peer_timeout))
     config = PipelineConfig(
         dataset=source.spec,

@@ -65,10 +65,16 @@ def tf_config(environ: dict[str, str] | None = None) -> dict[str, Any]:
     return config
 
 
+def worker_place(environ: dict[str, str] | None = None) -> tuple[list[str], int]:
+    """(every worker's address, this process's index) from the checked TF_CONFIG."""
+    config = tf_config(environ)
+    return config["cluster"]["worker"], config["task"]["index"]
+
+
 def is_chief(kind: str, environ: dict[str, str] | None = None) -> bool:
     """True for the process that writes the outputs: always, unless `multi-worker` names this
     process a worker other than 0."""
-    return kind != "multi-worker" or tf_config(environ)["task"]["index"] == 0
+    return kind != "multi-worker" or worker_place(environ)[1] == 0
 
 
 def worker_folder(kind: str, folder: str, environ: dict[str, str] | None = None) -> str:
@@ -76,7 +82,7 @@ def worker_folder(kind: str, folder: str, environ: dict[str, str] | None = None)
     back up the same state; one file written by two processes would be torn)."""
     if kind != "multi-worker":
         return folder
-    return os.path.join(folder, f"worker-{tf_config(environ)['task']['index']}")
+    return os.path.join(folder, f"worker-{worker_place(environ)[1]}")
 
 
 def make_strategy(kind: str, peer_timeout_s: float = PEER_TIMEOUT_S):
@@ -101,10 +107,10 @@ def _cached_strategy(kind: str, peer_timeout_s: float):
 
     if kind == "mirrored":
         return tf.distribute.MirroredStrategy()
-    return _multi_worker_strategy(tf_config(), peer_timeout_s)
+    return _multi_worker_strategy(*worker_place(), peer_timeout_s)
 
 
-def _multi_worker_strategy(config: dict[str, Any], peer_timeout_s: float):
+def _multi_worker_strategy(workers: list[str], index: int, peer_timeout_s: float):
     """`MultiWorkerMirroredStrategy` whose start waits at most `peer_timeout_s` for every worker
     to register with worker 0 (TensorFlow's coordination service, with a barrier), and whose
     heartbeats declare a silent peer dead after the same time, so a run never hangs."""
@@ -114,7 +120,6 @@ def _multi_worker_strategy(config: dict[str, Any], peer_timeout_s: float):
 
     from lowrank_edge.model.multi_worker_internals import register_with_barrier
 
-    workers, index = config["cluster"]["worker"], config["task"]["index"]
     milliseconds = int(peer_timeout_s * 1000)
     ctx = context.context()
     ctx.configure_coordination_service(
@@ -153,8 +158,7 @@ def peers_lost_named(kind: str, peer_timeout_s: float) -> Iterator[None]:
         yield
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
             tf.errors.AbortedError, tf.errors.CancelledError) as error:  # fmt: skip
-        config = tf_config()
-        workers, index = config["cluster"]["worker"], config["task"]["index"]
+        workers, index = worker_place()
         lost = sorted({int(i) for i in re.findall(r"/job:worker/replica:0/task:(\d+)", str(error))})
         lost = [i for i in lost if i != index and i < len(workers)]
         named = _peers(workers, index, lost or None)
@@ -181,13 +185,13 @@ def calibration_shards(kind: str, peer_timeout_s: float = PEER_TIMEOUT_S) -> Sha
     from lowrank_edge.compress.shards import Shards
 
     strategy = make_strategy(kind, peer_timeout_s)
-    config = tf_config()
+    workers, index = worker_place()
 
     def total(array: np.ndarray) -> np.ndarray:
         local = strategy.run(lambda: tf.constant(array, dtype=tf.float64))
         return strategy.reduce(tf.distribute.ReduceOp.SUM, local, axis=None).numpy()
 
-    return Shards(config["task"]["index"], len(config["cluster"]["worker"]), total)
+    return Shards(index, len(workers), total)
 
 
 def describe(strategy, kind: str, global_batch: int) -> str:

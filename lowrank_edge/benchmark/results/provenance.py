@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lowrank_edge.benchmark.system import system_facts
-from lowrank_edge.fileio import write_json_atomic
+from lowrank_edge.fileio import check_can_write, write_json_atomic
 
 COMMAND_NAME = "command.json"
 SCHEMA = 1
@@ -119,3 +119,15 @@ def write_command_json(
     """
     record = command_record() if record is None else record
     return write_json_atomic(Path(folder) / COMMAND_NAME, record, overwrite=overwrite)
+
+
+def start_results_folder(
+    folder: str | os.PathLike, outputs: Sequence[str], *, overwrite: bool = False
+) -> Path:
+    """Make a benchmark's result folder and write its command.json, first refusing (before any
+    slow work) if command.json or any of `outputs` is already there and not `overwrite`."""
+    folder = Path(folder)
+    for name in (COMMAND_NAME, *outputs):
+        check_can_write(folder / name, overwrite)
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_command_json(folder, overwrite=overwrite)
