@@ -2,7 +2,9 @@
 CPU devices, and `multi-worker` refused with its reason (Keras 3.15's fit fails under it).
 
 TensorFlow fixes its devices and collectives at start-up, so every distributed run is its own
-Python process. The data are a real-format MNIST IDX folder of 96 train and 24 test images.
+Python process. The data are real-format MNIST IDX folders: 96 train and 24 test random images
+for the training runs, and 192 train and 48 test stripe images (classes 0-4, learnable) where
+the compressed model's accuracy is compared: at chance level, accuracies are noise.
 """
 
 from __future__ import annotations
@@ -118,15 +120,26 @@ def _test_accuracies(results: Path) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def base(mnist_dir, tmp_path_factory) -> Path:
-    """The tiny mini-ResNet trained 2 epochs on `mnist_dir`, in one process."""
+def patterns_dir(tmp_path_factory):
+    return write_mnist_folder(
+        tmp_path_factory.mktemp("patterns"), n_train=192, n_test=48, learnable=True
+    )
+
+
+@pytest.fixture(scope="module")
+def base(patterns_dir, tmp_path_factory) -> Path:
+    """A small mini-ResNet (8/16 channels) trained 8 epochs on `patterns_dir` in one process,
+    to far above chance (measured: 48/48 test images). The 4/8-channel net is not used here:
+    its data-aware factors at rank 1 give a training-mode (batch statistics) accuracy far from
+    its inference accuracy, so fine-tuning it jumps around."""
     path = tmp_path_factory.mktemp("base") / "base.keras"
-    _run([*LOWRANK_EDGE, "train", "--dataset", "mnist", "--data-dir", str(mnist_dir),
-          "--epochs", "2", *TINY_MODEL, "--out", str(path)])  # fmt: skip
+    _run([*LOWRANK_EDGE, "train", "--dataset", "mnist", "--data-dir", str(patterns_dir),
+          "--epochs", "8", "--batch-size", "16", "--lr", "0.01", "--widths", "8,16",
+          "--head-units", "16", "--out", str(path)])  # fmt: skip
     return path
 
 
-def test_multi_worker_calibration_matches_one_process(mnist_dir, base, tmp_path):
+def test_multi_worker_calibration_matches_one_process(patterns_dir, base, tmp_path):
     """`compress --distribute multi-worker` (no fine-tuning): each of 2 workers sums the
     calibration statistics of half the images and the sums are all-reduced, so the plan is
     the one-process plan and every weight (factors, refitted dense layers, BatchNorm
@@ -135,7 +148,7 @@ def test_multi_worker_calibration_matches_one_process(mnist_dir, base, tmp_path)
     import keras
     import numpy as np
 
-    args = ["compress", str(base), "--dataset", "mnist", "--data-dir", str(mnist_dir),
+    args = ["compress", str(base), "--dataset", "mnist", "--data-dir", str(patterns_dir),
             "--target-macs", "0.5", "--finetune-epochs", "0"]  # fmt: skip
     _run([*LOWRANK_EDGE, *args, "--out", str(tmp_path / "one.keras")])
     runs = run_local_workers([*LOWRANK_EDGE, *args, "--out", str(tmp_path / "two.keras"),
@@ -156,20 +169,22 @@ def test_multi_worker_calibration_matches_one_process(mnist_dir, base, tmp_path)
     ]  # worker 1 wrote nothing here
 
 
-def test_multi_worker_pipeline_matches_one_process(mnist_dir, base, tmp_path):
+def test_multi_worker_pipeline_matches_one_process(patterns_dir, base, tmp_path):
     """`pipeline --distribute multi-worker` on 2 worker processes (127.0.0.1, ports picked
     here) completes the whole job: the same files as one process, the same per-layer plan
-    (calibration sums all-reduced), test accuracy within 2 of the 24 test images, and worker 1
-    writes nothing the user sees."""
-    args = ["pipeline", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--base", str(base),
-            "--finetune-epochs", "2", "--target-macs", "0.5", "--export", "tflite"]  # fmt: skip
+    (calibration sums all-reduced), test accuracy of the fine-tuned model within 2 of the 48
+    test images (learnable ones: both measured 48/48), and worker 1 writes nothing the user
+    sees."""
+    args = ["pipeline", "--dataset", "mnist", "--data-dir", str(patterns_dir), "--base",
+            str(base), "--finetune-epochs", "2", "--batch-size", "16", "--target-macs", "0.5",
+            "--export", "tflite"]  # fmt: skip
     _run([*LOWRANK_EDGE, *args, "--out-dir", str(tmp_path / "one")])
     out = tmp_path / "two"
     runs = run_local_workers([*LOWRANK_EDGE, *args, "--out-dir", str(out), "--distribute",
                               "multi-worker"], free_ports(2), TIMEOUT, SUBPROCESS_ENV)  # fmt: skip
     for run in runs:
         assert run.returncode == 0, f"worker {run.index}: {run.stderr[-3000:]}"
-    assert "[distribute] multi-worker: 2 replica(s), global batch 128 (64 per replica)" in (
+    assert "[distribute] multi-worker: 2 replica(s), global batch 16 (8 per replica)" in (
         runs[0].stdout
     )
     assert str(out) not in runs[1].stdout  # worker 1 wrote to a scratch folder, since removed
@@ -183,7 +198,8 @@ def test_multi_worker_pipeline_matches_one_process(mnist_dir, base, tmp_path):
     )
     assert single.keys() == multi.keys()
     for name, accuracy in single.items():
-        assert multi[name] == pytest.approx(accuracy, abs=2 / 24 + 1e-9), name
+        assert accuracy >= 0.9, (name, accuracy)  # far above chance (0.2), so comparable
+        assert multi[name] == pytest.approx(accuracy, abs=2 / 48 + 1e-9), name
 
 
 def test_a_worker_that_cannot_reach_its_peers_fails_naming_them(mnist_dir, tmp_path):

@@ -206,32 +206,45 @@ def refuse_to_run(*args, **kwargs):
     raise AssertionError(f"downloader called unexpectedly with {args}")
 
 
-def make_pattern_dataset(
-    num_classes: int = 5, n_train: int = 320, n_val: int = 32, n_test: int = 128, seed: int = 0
-) -> Dataset:
-    """Stripe images (horizontal, vertical, two diagonals, checks) on faint noise, in [0, 1].
-
-    The classes differ in local texture, which a conv net with global pooling can tell apart
-    after a few steps; pixel values lie on the uint8 grid like real image data.
-    """
-    if not 2 <= num_classes <= 5:
-        raise ValueError("make_pattern_dataset supports 2..5 classes")
+def _stripe_patterns() -> list[np.ndarray]:
+    """Five 28x28 boolean stripe masks: horizontal, vertical, two diagonals, checks."""
     rows, cols = np.mgrid[0:28, 0:28]
-    patterns = [
+    return [
         rows % 4 < 2,
         cols % 4 < 2,
         (rows + cols) % 4 < 2,
         (rows - cols) % 4 < 2,
         (rows % 4 < 2) ^ (cols % 4 < 2),
-    ][:num_classes]
+    ]
+
+
+def make_pattern_images(
+    count: int, num_classes: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """`count` uint8 (28, 28) stripe images of `num_classes` (2..5) classes on faint noise,
+    and their labels: the class is in the local texture, which a small conv net with global
+    pooling learns in a few steps (so its accuracy is far from chance and stable)."""
+    if not 2 <= num_classes <= 5:
+        raise ValueError("make_pattern_images supports 2..5 classes")
+    patterns = _stripe_patterns()
+    labels = rng.integers(0, num_classes, count).astype(np.int64)
+    pixels = rng.integers(0, 80, (count, 28, 28))
+    for index, label in enumerate(labels):
+        pixels[index, patterns[label]] += 150
+    return pixels.astype(np.uint8), labels
+
+
+def make_pattern_dataset(
+    num_classes: int = 5, n_train: int = 320, n_val: int = 32, n_test: int = 128, seed: int = 0
+) -> Dataset:
+    """Stripe images (see `make_pattern_images`) as a Dataset in [0, 1], on the uint8 grid
+    like real image data."""
+
     rng = np.random.default_rng(seed)
 
     def split(count: int) -> tuple[np.ndarray, np.ndarray]:
-        labels = rng.integers(0, num_classes, count).astype(np.int64)
-        pixels = rng.integers(0, 80, (count, 28, 28, 1))
-        for index, label in enumerate(labels):
-            pixels[index, patterns[label], 0] += 150
-        return pixels.astype(np.float32) / np.float32(255.0), labels
+        pixels, labels = make_pattern_images(count, num_classes, rng)
+        return pixels[..., None].astype(np.float32) / np.float32(255.0), labels
 
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
         split(n) for n in (n_train, n_val, n_test)
