@@ -14,7 +14,6 @@ when --out is given; exits 1 when the files or plans differ.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,36 +23,18 @@ if str(REPO) not in sys.path:  # run from a bare checkout, before any install
     sys.path.insert(0, str(REPO))
 
 from lowrank_edge.fileio import write_text_atomic  # noqa: E402
-
-
-def files(folder: Path) -> set[str]:
-    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
-
-
-def plans(folder: Path) -> dict[str, dict[str, int]]:
-    """{model: {layer: rank kept}} from every `.compression.json` sidecar in `folder`."""
-    return {
-        sidecar.name.removesuffix(".compression.json"): {
-            layer["name"]: layer["rank_kept"] for layer in json.loads(sidecar.read_text())["layers"]
-        }
-        for sidecar in sorted(folder.glob("*.compression.json"))
-    }
-
-
-def accuracies(folder: Path) -> dict[str, dict[str, float]]:
-    models = json.loads((folder / "results.json").read_text())["models"]
-    return {m["name"]: m["accuracy"] for m in models}
+from lowrank_edge.pipeline.outputs import accuracies, output_files, rank_plans  # noqa: E402
 
 
 def compare(one: Path, two: Path) -> tuple[bool, list[str]]:
-    same_files = files(one) == files(two)
-    same_plans = plans(one) == plans(two)
+    files, plans = (output_files(one), output_files(two)), (rank_plans(one), rank_plans(two))
+    same_files, same_plans = files[0] == files[1], plans[0] == plans[1]
     lines = [
         f"# `{one}` (one process) against `{two}`",
         "",
-        f"- files: {'the same' if same_files else 'DIFFERENT'} ({len(files(one))} and "
-        f"{len(files(two))}){_difference(files(one), files(two))}",
-        f"- per-layer ranks of {', '.join(plans(one)) or 'no model'}: "
+        f"- files: {'the same' if same_files else 'DIFFERENT'} ({len(files[0])} and "
+        f"{len(files[1])}){_difference(*files)}",
+        f"- per-layer ranks of {', '.join(plans[0]) or 'no model'}: "
         f"{'the same' if same_plans else 'DIFFERENT'}",
         "",
         "| model | val (one) | val (two) | test (one) | test (two) | test difference |",

@@ -14,15 +14,13 @@ cd "$(dirname "$0")/.."
 n=${1:?usage: bash scripts/local-workers.sh N COMMAND [ARGS...]}
 shift
 port=${LOWRANK_EDGE_PORT:-12345}
-workers=""
-for ((i = 0; i < n; i++)); do
-  workers+="${workers:+, }\"127.0.0.1:$((port + i))\""
-done
 logs=$(mktemp -d -t lowrank-edge-workers-XXXXXX)
 echo "[local-workers] $n workers on 127.0.0.1:$port..$((port + n - 1)); worker logs in $logs" >&2
 pids=()
 for ((i = n - 1; i >= 0; i--)); do
-  config="{\"cluster\": {\"worker\": [$workers]}, \"task\": {\"type\": \"worker\", \"index\": $i}}"
+  # the same TF_CONFIG the tests give their workers (lowrank_edge.model.local_workers)
+  config=$(.venv/bin/python -c "from lowrank_edge.model.local_workers import tf_config_for
+print(tf_config_for(range($port, $port + $n), $i))")
   if ((i == 0)); then
     TF_CONFIG="$config" .venv/bin/lowrank-edge "$@" &
   else

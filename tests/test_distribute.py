@@ -21,6 +21,7 @@ from harness.cli import write_mnist_folder
 from lowrank_edge.errors import LowrankEdgeError
 from lowrank_edge.model.distribute import tf_config
 from lowrank_edge.model.local_workers import free_ports, run_local_workers, tf_config_for
+from lowrank_edge.pipeline.outputs import accuracies, output_files, rank_plans
 
 TINY_MODEL = ["--widths", "4,8", "--head-units", "8"]
 # ONEDNN_NOTE: in a fresh process, TensorFlow 2.21's oneDNN kernels sometimes corrupt the heap
@@ -108,17 +109,6 @@ def _run(argv: list[str]) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-def _ranks(sidecar: Path) -> dict[str, int]:
-    return {
-        layer["name"]: layer["rank_kept"] for layer in json.loads(sidecar.read_text())["layers"]
-    }
-
-
-def _test_accuracies(results: Path) -> dict[str, float]:
-    models = json.loads(results.read_text())["models"]
-    return {m["name"]: m["accuracy"]["test"] for m in models}
-
-
 @pytest.fixture(scope="module")
 def patterns_dir(tmp_path_factory):
     return write_mnist_folder(
@@ -156,7 +146,8 @@ def test_multi_worker_calibration_matches_one_process(patterns_dir, base, tmp_pa
                              SUBPROCESS_ENV)  # fmt: skip
     for run in runs:
         assert run.returncode == 0, f"worker {run.index}: {run.stderr[-3000:]}"
-    assert _ranks(tmp_path / "two.compression.json") == _ranks(tmp_path / "one.compression.json")
+    plans = rank_plans(tmp_path)
+    assert plans["two"] == plans["one"]
     one, two = (keras.saving.load_model(tmp_path / f"{n}.keras") for n in ("one", "two"))
     for weight, a, b in zip(one.weights, one.get_weights(), two.get_weights(), strict=True):
         scale = max(float(np.abs(a).max()), 1e-12)
@@ -188,13 +179,12 @@ def test_multi_worker_pipeline_matches_one_process(patterns_dir, base, tmp_path)
         runs[0].stdout
     )
     assert str(out) not in runs[1].stdout  # worker 1 wrote to a scratch folder, since removed
-    files = {p.relative_to(out) for p in out.rglob("*") if p.is_file()}
-    assert files == {p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*")
-                     if p.is_file()}  # fmt: skip
-    assert _ranks(out / "m0.5.compression.json") == _ranks(tmp_path / "one/m0.5.compression.json")
+    assert output_files(out) == output_files(tmp_path / "one")
+    plans = rank_plans(tmp_path / "one")
+    assert "m0.5" in plans and rank_plans(out) == plans
     single, multi = (
-        _test_accuracies(tmp_path / "one/results.json"),
-        _test_accuracies(out / "results.json"),
+        {name: acc["test"] for name, acc in accuracies(folder).items()}
+        for folder in (tmp_path / "one", out)
     )
     assert single.keys() == multi.keys()
     for name, accuracy in single.items():
