@@ -8,6 +8,7 @@ from keras import layers
 
 from lowrank_edge.compress.factor import (
     balance_factors,
+    canonical_signs,
     factor_kernels,
     factor_matrix,
     split_kernel,
@@ -46,6 +47,23 @@ def test_split_conv_kernel_shapes_dtype_and_exact_low_rank_reconstruction():
     assert a.dtype == b.dtype == np.float32
     rebuilt = a.reshape(-1, 2) @ b.reshape(2, 6)
     np.testing.assert_allclose(rebuilt.reshape(kernel.shape), kernel, atol=1e-6)
+
+
+def test_factor_kernels_give_the_same_factors_whichever_signs_the_svd_returned():
+    """An SVD's component signs are arbitrary (CI once got two of them negated on a second
+    worker): negating components on both sides must give the same layer kernels, each
+    component's largest output-side entry positive, and the product unchanged exactly."""
+    rng = np.random.default_rng(7)
+    a, b = factor_matrix(rng.standard_normal((8, 5)), 3)
+    flip = np.array([1.0, -1.0, -1.0])
+    first = factor_kernels(a, b, (8, 5), np.float32)
+    second = factor_kernels(a * flip, flip[:, None] * b, (8, 5), np.float32)
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+    largest = first[1][np.arange(3), np.argmax(np.abs(first[1]), axis=1)]
+    assert (largest > 0).all()
+    signed_a, signed_b = canonical_signs(a * flip, flip[:, None] * b)
+    np.testing.assert_array_equal(signed_a @ signed_b, (a * flip) @ (flip[:, None] * b))
 
 
 def test_split_dense_kernel_shapes():
